@@ -1,0 +1,246 @@
+"""The i-RevNet block: additive coupling with a bottleneck F."""
+
+import keras
+
+from irevnet_tf.layers.channel_split import merge_channels
+from irevnet_tf.layers.channel_split import split_channels
+from irevnet_tf.layers.initializers import default_kernel_initializer
+from irevnet_tf.layers.injective_padding import InjectivePadding
+from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
+from irevnet_tf.layers.invertible_layer import InvertibleLayer
+from irevnet_tf.layers.residual_bottleneck import ResidualBottleneck
+
+
+@keras.saving.register_keras_serializable(package="irevnet_tf")
+class IRevNetBlock(InvertibleLayer):
+    """An i-RevNet block: RevNet coupling, invertible down-sampling, padding.
+
+    On a pair of channel halves `(x1, x2)` (Eq. 1 of the paper):
+
+        forward:  y1 = S(x2)              y2 = x1' + F(x2)    with x1' = S(x1)
+        inverse:  x2 = S^-1(y1)           x1 = S^-1(y2 - F(x2))
+
+    `S` is `InvertibleDownsampling(2)` in stride-2 blocks and the identity
+    otherwise; the first convolution of `F` then has stride 2. The halves swap
+    every block. A stride-1 block whose `in_channels` is less than
+    `2 * out_channels` is injective: it first merges the halves, appends
+    `2 * out_channels - in_channels` zero channels and splits again, which the
+    inverse undoes. These are the semantics of the authors' `irevnet_block`.
+
+    The inverse is exact only in inference mode (`training=False`, the default
+    of `inverse`): BatchNorm inside `F` must see the same statistics twice.
+
+    Args:
+        in_channels: int, total channels of `(x1, x2)` together.
+        out_channels: int, channels of each output half (the width of `F`'s
+            output). Stride 2 needs `out_channels == 2 * in_channels`; stride
+            1 needs `2 * out_channels >= in_channels`.
+        strides: 1 or 2.
+        preactivate: bool. False leaves out `F`'s leading BatchNorm and ReLU
+            (the network's first block).
+        kernel_sizes, bottleneck_divisor, dropout_rate, affine,
+        batch_norm_momentum, batch_norm_epsilon, synchronized_batch_norm,
+        kernel_initializer, kernel_regularizer, seed: passed to
+            `ResidualBottleneck`.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: tuple `(x1, x2)` of tensors `(batch, H, W, C_i)` with
+            `C_1 + C_2 == in_channels`. With `inverse=True`: the tuple
+            `(y1, y2)` of the block's outputs.
+        inverse: bool, apply the inverse.
+        training: bool or None, BatchNorm and dropout mode.
+
+    Returns:
+        Tuple `(y1, y2)`, each `(batch, H / strides, W / strides,
+        out_channels)`; or `(x1, x2)` on inverse.
+
+    Example:
+
+    >>> block = IRevNetBlock(in_channels=32, out_channels=64, strides=2)
+    >>> y1, y2 = block((x1, x2))            # x1, x2: (n, 16, 16, 16)
+    >>> x1, x2 = block.inverse((y1, y2))    # y1, y2: (n, 8, 8, 64)
+
+    Reference:
+        i-RevNet: https://openreview.net/pdf?id=HJsjkMb0Z, Eq. 1, Figure 1.
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        strides=1,
+        preactivate=True,
+        kernel_sizes=(3, 3, 3),
+        bottleneck_divisor=4,
+        dropout_rate=0.0,
+        affine=True,
+        batch_norm_momentum=0.9,
+        batch_norm_epsilon=1e-5,
+        synchronized_batch_norm=False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        seed=None,
+        **kwargs,
+    ):
+        for arg, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
+                )
+        if strides not in (1, 2):
+            raise ValueError(
+                f"`strides` must be 1 or 2. Received: strides={strides!r}"
+            )
+        if strides == 2:
+            if in_channels % 2:
+                raise ValueError(
+                    "A stride-2 block down-samples both channel halves, which "
+                    "must be equally wide: `in_channels` must be even. "
+                    f"Received: in_channels={in_channels}"
+                )
+            if out_channels != 2 * in_channels:
+                raise ValueError(
+                    "A stride-2 block maps each half of in_channels / 2 "
+                    "channels to 4 times as many: `out_channels` must be "
+                    f"2 * in_channels = {2 * in_channels}. Received: "
+                    f"in_channels={in_channels}, out_channels={out_channels}"
+                )
+        elif 2 * out_channels < in_channels:
+            raise ValueError(
+                "The injective padding 2 * out_channels - in_channels would be "
+                f"negative ({2 * out_channels - in_channels}): a block cannot "
+                "drop channels. Received: "
+                f"in_channels={in_channels}, out_channels={out_channels}"
+            )
+        super().__init__(**kwargs)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.strides = strides
+        self.preactivate = preactivate
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.bottleneck_divisor = bottleneck_divisor
+        self.dropout_rate = dropout_rate
+        self.affine = affine
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_epsilon = batch_norm_epsilon
+        self.synchronized_batch_norm = synchronized_batch_norm
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or default_kernel_initializer()
+        )
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+
+        padding = 2 * out_channels - in_channels if strides == 1 else 0
+        self.padding = (
+            InjectivePadding(padding, dtype=self.dtype_policy, name="padding")
+            if padding
+            else None
+        )
+        self.downsampling = (
+            InvertibleDownsampling(
+                2, dtype=self.dtype_policy, name="downsampling"
+            )
+            if strides == 2
+            else None
+        )
+        self.residual = ResidualBottleneck(
+            out_channels,
+            strides=strides,
+            kernel_sizes=kernel_sizes,
+            bottleneck_divisor=bottleneck_divisor,
+            preactivate=preactivate,
+            dropout_rate=dropout_rate,
+            affine=affine,
+            batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon,
+            synchronized_batch_norm=synchronized_batch_norm,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            seed=seed,
+            dtype=self.dtype_policy,
+            name="residual",
+        )
+
+    @property
+    def residual_channels(self):
+        """Channels of `x2`, the input of `F`."""
+        if self.padding is not None:
+            return self.out_channels
+        return self.in_channels - self.in_channels // 2
+
+    def build(self, input_shape):
+        # Called with the input shapes, or with the output shapes when the
+        # inverse comes first; F's weights depend on neither.
+        self.residual.build((None, None, None, self.residual_channels))
+
+    def _check_halves(self, halves, expected, what):
+        if not isinstance(halves, (tuple, list)) or len(halves) != 2:
+            raise ValueError(
+                f"{self.name} expects a pair of tensors ({what}). "
+                f"Received: {halves!r}"
+            )
+        channels = tuple(h.shape[-1] for h in halves)
+        if None not in channels and channels != expected:
+            raise ValueError(
+                f"{self.name} expects {what} with {expected[0]} and "
+                f"{expected[1]} channels. Received: shapes "
+                f"{tuple(halves[0].shape)} and {tuple(halves[1].shape)}"
+            )
+
+    def _forward(self, inputs, training=None):
+        half = self.in_channels // 2
+        self._check_halves(inputs, (half, self.in_channels - half), "(x1, x2)")
+        x1, x2 = inputs
+        if self.padding is not None:
+            x1, x2 = split_channels(self.padding(merge_channels((x1, x2))))
+        fx2 = self.residual(x2, training=training)
+        if self.downsampling is not None:
+            x1 = self.downsampling(x1)
+            x2 = self.downsampling(x2)
+        return x2, fx2 + x1
+
+    def _inverse(self, outputs, training=None):
+        width = self.out_channels
+        self._check_halves(outputs, (width, width), "(y1, y2)")
+        y1, y2 = outputs
+        x2 = y1
+        if self.downsampling is not None:
+            x2 = self.downsampling.inverse(x2)
+        x1 = y2 - self.residual(x2, training=training)
+        if self.downsampling is not None:
+            x1 = self.downsampling.inverse(x1)
+        if self.padding is not None:
+            x1, x2 = split_channels(
+                self.padding.inverse(merge_channels((x1, x2)))
+            )
+        return x1, x2
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "in_channels": self.in_channels,
+                "out_channels": self.out_channels,
+                "strides": self.strides,
+                "preactivate": self.preactivate,
+                "kernel_sizes": list(self.kernel_sizes),
+                "bottleneck_divisor": self.bottleneck_divisor,
+                "dropout_rate": self.dropout_rate,
+                "affine": self.affine,
+                "batch_norm_momentum": self.batch_norm_momentum,
+                "batch_norm_epsilon": self.batch_norm_epsilon,
+                "synchronized_batch_norm": self.synchronized_batch_norm,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,332 @@
+"""The invertible i-RevNet backbone: images to features and back."""
+
+import copy
+
+import keras
+
+from irevnet_tf.layers.channel_split import ChannelMerge
+from irevnet_tf.layers.channel_split import ChannelSplit
+from irevnet_tf.layers.initializers import default_kernel_initializer
+from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
+from irevnet_tf.layers.invertible_layer import InvertibleLayer
+from irevnet_tf.layers.irevnet_block import IRevNetBlock
+from irevnet_tf.models.irevnet_presets import PRESETS
+
+# Preset keys that describe the classification head, not the backbone.
+HEAD_KEYS = ("num_classes", "head_batch_norm_momentum")
+
+
+@keras.saving.register_keras_serializable(package="irevnet_tf")
+class IRevNet(InvertibleLayer, keras.Model):
+    """The invertible i-RevNet backbone `Phi`.
+
+    Images go through an optional invertible down-sampling, are split into
+    two channel halves, pass a stack of `IRevNetBlock`s and are merged again:
+
+        Phi(x) = M(B_J(... B_1(S(D(x)))))      Phi^-1 = D^-1 S^-1 B_1^-1 ... M^-1
+
+    Nothing is discarded: `backbone.inverse(backbone(x))` returns `x` up to
+    float rounding. Inversion is exact only in inference mode (BatchNorm).
+
+    Stage `s` has `stage_depths[s]` blocks of width `stage_filters[s]` (the
+    channels of each half); its first block has stride `stage_strides[s]`.
+    The features have `2 * stage_filters[-1]` channels and a spatial size
+    divided by `initial_block_size * 2**(number of stride-2 stages)`.
+
+    Args:
+        stage_depths: list of ints, blocks per stage (the authors' `nBlocks`).
+        stage_filters: list of ints, channels of each half per stage
+            (`nChannels`).
+        stage_strides: list of 1 or 2, stride of each stage's first block
+            (`nStrides`).
+        image_shape: `(height, width, channels)`; height and width may be
+            None. Channels fix the weights; given sizes are validated.
+        initial_block_size: int, block size of the initial invertible
+            down-sampling; 1 for none (the authors' `init_ds` is
+            `2 * log2(initial_block_size)`).
+        kernel_sizes: kernel sizes of `F`, `(3, 3, 3)` as in the authors'
+            code or `(1, 3, 1)` as in the paper.
+        bottleneck_divisor: int, `F`'s middle width is its output width
+            divided by this (the authors' `mult`).
+        dropout_rate: float, dropout inside every `F`.
+        affine: bool, whether the BatchNorms inside `F` learn scale and offset
+            (the authors' `affineBN`).
+        batch_norm_momentum: float, Keras convention (PyTorch's 0.1 is 0.9).
+        batch_norm_epsilon: float, 1e-5 as in PyTorch.
+        synchronized_batch_norm: bool, synchronise BatchNorm statistics across
+            replicas under a distribution strategy.
+        kernel_initializer: initializer of the convolution kernels; None
+            for PyTorch's default, which the authors trained with.
+        kernel_regularizer: optional regularizer of the convolution kernels.
+        seed: optional int, seed of the dropout masks.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: images `(batch, H, W, C)`; with `inverse=True`, features.
+        inverse: bool, map features back to images.
+        training: bool or None, BatchNorm and dropout mode.
+
+    Returns:
+        Features `(batch, H / f, W / f, 2 * stage_filters[-1])`, or images.
+
+    Example:
+
+    >>> backbone = IRevNet.from_preset("cifar10")
+    >>> features = backbone(images)             # (n, 8, 8, 512)
+    >>> restored = backbone.inverse(features)   # (n, 32, 32, 3)
+
+    Reference:
+        i-RevNet: https://openreview.net/pdf?id=HJsjkMb0Z, section 3.
+    """
+
+    def __init__(
+        self,
+        stage_depths,
+        stage_filters,
+        stage_strides,
+        image_shape=(None, None, 3),
+        initial_block_size=2,
+        kernel_sizes=(3, 3, 3),
+        bottleneck_divisor=4,
+        dropout_rate=0.0,
+        affine=True,
+        batch_norm_momentum=0.9,
+        batch_norm_epsilon=1e-5,
+        synchronized_batch_norm=False,
+        kernel_initializer=None,
+        kernel_regularizer=None,
+        seed=None,
+        **kwargs,
+    ):
+        stage_depths = list(stage_depths)
+        stage_filters = list(stage_filters)
+        stage_strides = list(stage_strides)
+        image_shape = tuple(image_shape)
+        _validate_architecture(
+            stage_depths,
+            stage_filters,
+            stage_strides,
+            image_shape,
+            initial_block_size,
+        )
+        super().__init__(**kwargs)
+        self.stage_depths = stage_depths
+        self.stage_filters = stage_filters
+        self.stage_strides = stage_strides
+        self.image_shape = image_shape
+        self.initial_block_size = initial_block_size
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.bottleneck_divisor = bottleneck_divisor
+        self.dropout_rate = dropout_rate
+        self.affine = affine
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_epsilon = batch_norm_epsilon
+        self.synchronized_batch_norm = synchronized_batch_norm
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or default_kernel_initializer()
+        )
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+
+        self.initial_downsampling = (
+            InvertibleDownsampling(
+                initial_block_size,
+                dtype=self.dtype_policy,
+                name="initial_downsampling",
+            )
+            if initial_block_size > 1
+            else None
+        )
+        self.split = ChannelSplit(dtype=self.dtype_policy, name="split")
+        self.blocks = []
+        in_channels = image_shape[-1] * initial_block_size**2
+        for stage, (depth, filters, stride) in enumerate(
+            zip(stage_depths, stage_filters, stage_strides)
+        ):
+            for index in range(depth):
+                try:
+                    block = IRevNetBlock(
+                        in_channels,
+                        filters,
+                        strides=stride if index == 0 else 1,
+                        preactivate=bool(self.blocks),
+                        kernel_sizes=kernel_sizes,
+                        bottleneck_divisor=bottleneck_divisor,
+                        dropout_rate=dropout_rate,
+                        affine=affine,
+                        batch_norm_momentum=batch_norm_momentum,
+                        batch_norm_epsilon=batch_norm_epsilon,
+                        synchronized_batch_norm=synchronized_batch_norm,
+                        kernel_initializer=kernel_initializer,
+                        kernel_regularizer=kernel_regularizer,
+                        seed=None if seed is None else seed + len(self.blocks),
+                        dtype=self.dtype_policy,
+                        name=f"block{len(self.blocks)}",
+                    )
+                except ValueError as error:
+                    raise ValueError(
+                        f"Stage {stage} (stage_filters[{stage}]={filters}, "
+                        f"stage_strides[{stage}]={stride}) cannot follow "
+                        f"{in_channels} channels: {error}"
+                    ) from None
+                self.blocks.append(block)
+                in_channels = 2 * filters
+        self.merge = ChannelMerge(dtype=self.dtype_policy, name="merge")
+        self.build((None,) + image_shape)
+
+    @property
+    def invertible_layers(self):
+        """The chain `[D], S, B_1, ..., B_J, M` in forward order."""
+        head = [self.initial_downsampling] if self.initial_downsampling else []
+        return head + [self.split] + self.blocks + [self.merge]
+
+    @property
+    def downsampling_factor(self):
+        """How much the spatial size shrinks from images to features."""
+        return self.initial_block_size * 2 ** self.stage_strides.count(2)
+
+    @property
+    def feature_shape(self):
+        """`(height, width, channels)` of the features (None if unknown)."""
+        height, width, _ = self.image_shape
+        factor = self.downsampling_factor
+        return (
+            None if height is None else height // factor,
+            None if width is None else width // factor,
+            2 * self.stage_filters[-1],
+        )
+
+    def build(self, input_shape):
+        # Builds every layer by running the forward pass symbolically.
+        x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        for layer in self.invertible_layers:
+            x = layer(x)
+        self.built = True
+
+    def _forward(self, inputs, training=None):
+        x = inputs
+        for layer in self.invertible_layers:
+            x = layer(x, training=training)
+        return x
+
+    def _inverse(self, outputs, training=None):
+        x = outputs
+        for layer in reversed(self.invertible_layers):
+            x = layer.inverse(x, training=training)
+        return x
+
+    def block_outputs(self, images, training=False):
+        """The representation after every block, for analysis.
+
+        Returns:
+            A list with one tensor per block, `Phi_j(x)`: the block's two
+            output halves merged, `(batch, H_j, W_j, 2 * width_j)`. The last
+            one equals `self(images)`.
+        """
+        x = images
+        if self.initial_downsampling is not None:
+            x = self.initial_downsampling(x, training=training)
+        x = self.split(x, training=training)
+        outputs = []
+        for block in self.blocks:
+            x = block(x, training=training)
+            outputs.append(self.merge(x, training=training))
+        return outputs
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Builds a backbone from a preset name and constructor overrides."""
+        kwargs = preset_kwargs(preset, overrides)
+        return cls(**{k: v for k, v in kwargs.items() if k not in HEAD_KEYS})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "stage_depths": self.stage_depths,
+                "stage_filters": self.stage_filters,
+                "stage_strides": self.stage_strides,
+                "image_shape": list(self.image_shape),
+                "initial_block_size": self.initial_block_size,
+                "kernel_sizes": list(self.kernel_sizes),
+                "bottleneck_divisor": self.bottleneck_divisor,
+                "dropout_rate": self.dropout_rate,
+                "affine": self.affine,
+                "batch_norm_momentum": self.batch_norm_momentum,
+                "batch_norm_epsilon": self.batch_norm_epsilon,
+                "synchronized_batch_norm": self.synchronized_batch_norm,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def preset_kwargs(preset, overrides):
+    """The constructor arguments of `preset`, updated with `overrides`."""
+    if preset not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {preset!r}. Available presets: "
+            f"{', '.join(sorted(PRESETS))}."
+        )
+    kwargs = copy.deepcopy(PRESETS[preset])
+    kwargs.update(overrides)
+    return kwargs
+
+
+def _validate_architecture(
+    stage_depths, stage_filters, stage_strides, image_shape, initial_block_size
+):
+    lengths = {
+        "stage_depths": len(stage_depths),
+        "stage_filters": len(stage_filters),
+        "stage_strides": len(stage_strides),
+    }
+    if len(set(lengths.values())) != 1 or not stage_depths:
+        raise ValueError(
+            "`stage_depths`, `stage_filters` and `stage_strides` must be "
+            "non-empty lists of the same length. Received: "
+            + ", ".join(f"{k} of length {v}" for k, v in lengths.items())
+        )
+    for name, values, valid in (
+        ("stage_depths", stage_depths, lambda v: isinstance(v, int) and v >= 1),
+        (
+            "stage_filters",
+            stage_filters,
+            lambda v: isinstance(v, int) and v >= 1,
+        ),
+        ("stage_strides", stage_strides, lambda v: v in (1, 2)),
+    ):
+        bad = [v for v in values if not valid(v)]
+        if bad:
+            expected = (
+                "1 or 2" if name == "stage_strides" else "positive integers"
+            )
+            raise ValueError(
+                f"`{name}` must hold {expected}. Received: {name}={values}"
+            )
+    if not isinstance(initial_block_size, int) or initial_block_size < 1:
+        raise ValueError(
+            "`initial_block_size` must be a positive integer (1 for no initial "
+            f"down-sampling). Received: initial_block_size={initial_block_size!r}"
+        )
+    if len(image_shape) != 3 or not (
+        isinstance(image_shape[-1], int) and image_shape[-1] >= 1
+    ):
+        raise ValueError(
+            "`image_shape` must be (height, width, channels) with a known "
+            f"channel count. Received: image_shape={image_shape}"
+        )
+    factor = initial_block_size * 2 ** stage_strides.count(2)
+    for size in image_shape[:2]:
+        if size is not None and size % factor:
+            raise ValueError(
+                f"The image height and width must be divisible by {factor} "
+                f"(initial_block_size={initial_block_size} times 2 per stride-2 "
+                f"stage). Received: image_shape={image_shape}"
+            )

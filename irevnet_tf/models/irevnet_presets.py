@@ -1,0 +1,39 @@
+"""i-RevNet architectures as plain data: constructor arguments by name.
+
+Keys shared by `IRevNet` and `IRevNetClassifier` describe the backbone;
+`num_classes` is read by the classifier only.
+"""
+
+# The authors' CIFAR-10 model (pytorch-i-revnet `CIFAR_main.py`):
+# nBlocks=[18, 18, 18], nStrides=[1, 2, 2], nChannels=[16, 64, 256], init_ds=0.
+CIFAR10 = {
+    "stage_depths": [18, 18, 18],
+    "stage_filters": [16, 64, 256],
+    "stage_strides": [1, 2, 2],
+    "initial_block_size": 1,
+    "image_shape": [32, 32, 3],
+    "dropout_rate": 0.1,
+    "num_classes": 10,
+}
+
+# The authors' ImageNet model, "i-RevNet-301" (3 * 100 blocks + 1 layers),
+# weight-compatible with their pretrained checkpoint: nBlocks=[6, 16, 72, 6],
+# nStrides=[2, 2, 2, 2], nChannels=[24, 96, 384, 1536], init_ds=2.
+IREVNET301 = {
+    "stage_depths": [6, 16, 72, 6],
+    "stage_filters": [24, 96, 384, 1536],
+    "stage_strides": [2, 2, 2, 2],
+    "initial_block_size": 2,
+    "image_shape": [224, 224, 3],
+    "num_classes": 1000,
+}
+
+# The paper's bijective model (b) of Table 1: the layout of i-RevNet-301 with
+# the 1x1-3x3-1x1 bottlenecks that section 3.2 describes (29M parameters).
+IREVNET300 = dict(IREVNET301, kernel_sizes=[1, 3, 1])
+
+PRESETS = {
+    "cifar10": CIFAR10,
+    "irevnet301": IREVNET301,
+    "irevnet300": IREVNET300,
+}

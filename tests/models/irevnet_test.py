@@ -1,0 +1,127 @@
+import numpy as np
+
+from irevnet_tf import IRevNet
+from irevnet_tf.testing.test_case import TestCase
+from irevnet_tf.testing.test_case import randomize_batch_norm
+
+# Small layouts that keep every kind of block: the CIFAR layout (injective
+# first block, no initial down-sampling) and the ImageNet layout (initial
+# down-sampling, stride-2 first block).
+CIFAR_LIKE = dict(
+    stage_depths=[2, 2, 2],
+    stage_filters=[16, 64, 256],
+    stage_strides=[1, 2, 2],
+    initial_block_size=1,
+    image_shape=(16, 16, 3),
+)
+IMAGENET_LIKE = dict(
+    stage_depths=[1, 1, 2, 1],
+    stage_filters=[8, 32, 128, 512],
+    stage_strides=[2, 2, 2, 2],
+    initial_block_size=2,
+    image_shape=(32, 32, 1),
+)
+
+
+def images(shape, batch=2, dtype="float32"):
+    return np.random.rand(batch, *shape).astype(dtype)
+
+
+class IRevNetTest(TestCase):
+    def test_invertible(self):
+        for name, kwargs in (
+            ("cifar", CIFAR_LIKE),
+            ("imagenet", IMAGENET_LIKE),
+        ):
+            for dtype, rtol in (("float32", 1e-5), ("float64", 1e-12)):
+                with self.subTest(layout=name, dtype=dtype):
+                    backbone = IRevNet(dtype=dtype, **kwargs)
+                    randomize_batch_norm(backbone)
+                    self.assert_invertible(
+                        backbone,
+                        images(kwargs["image_shape"], dtype=dtype),
+                        rtol,
+                    )
+
+    def test_cifar10_preset_invertible_in_float32(self):
+        backbone = IRevNet.from_preset("cifar10")
+        x = images((32, 32, 3), batch=4)
+        backbone(x, training=True)  # moving statistics no longer trivial
+        # The authors' code reaches 6.5e-8 on this model.
+        self.assert_invertible(backbone, x, rtol=1e-5)
+
+    def test_feature_shape(self):
+        backbone = IRevNet(**IMAGENET_LIKE)
+        features = backbone(images((32, 32, 1)))
+        self.assertEqual(features.shape, (2, 1, 1, 1024))
+        self.assertEqual(backbone.feature_shape, (1, 1, 1024))
+        self.assertEqual(backbone.downsampling_factor, 32)
+
+    def test_other_image_sizes(self):
+        backbone = IRevNet(**dict(CIFAR_LIKE, image_shape=(None, None, 3)))
+        x = images((24, 40, 3))
+        self.assertEqual(backbone(x).shape, (2, 6, 10, 512))
+        self.assertAllClose(backbone.inverse(backbone(x)), x, atol=1e-5)
+
+    def test_block_outputs(self):
+        backbone = IRevNet(**CIFAR_LIKE)
+        x = images((16, 16, 3))
+        outputs = backbone.block_outputs(x)
+        self.assertLen(outputs, 6)
+        self.assertEqual(
+            [tuple(o.shape[1:]) for o in outputs],
+            [(16, 16, 32)] * 2 + [(8, 8, 128)] * 2 + [(4, 4, 512)] * 2,
+        )
+        self.assertAllClose(outputs[-1], backbone(x), atol=0, rtol=0)
+
+    def test_serialization(self):
+        backbone = IRevNet(**dict(CIFAR_LIKE, kernel_sizes=(1, 3, 1), seed=2))
+        self.assert_config_complete(backbone)
+        self.run_serialization_test(backbone, images((16, 16, 3)))
+
+    def test_invalid_arguments(self):
+        cases = [
+            (
+                dict(stage_depths=[2, 2]),
+                r"same length.*stage_depths of length 2",
+            ),
+            (dict(stage_strides=[1, 3, 2]), r"stage_strides=\[1, 3, 2\]"),
+            (dict(stage_depths=[2, 0, 2]), r"stage_depths=\[2, 0, 2\]"),
+            (
+                dict(image_shape=(18, 16, 3)),
+                r"divisible by 4.*image_shape=\(18, 16, 3\)",
+            ),
+            (dict(image_shape=(16, 16, None)), r"channel count"),
+            (dict(initial_block_size=0), r"initial_block_size=0"),
+            (
+                dict(stage_filters=[16, 64, 64]),
+                r"stage_filters\[2\]=64.*out_channels",
+            ),
+            (
+                dict(stage_filters=[1, 4, 16]),
+                r"Stage 0 .*negative.*in_channels=3, out_channels=1",
+            ),
+        ]
+        for overrides, message in cases:
+            with self.subTest(**{k: str(v) for k, v in overrides.items()}):
+                with self.assertRaisesRegex(ValueError, message):
+                    IRevNet(**dict(CIFAR_LIKE, **overrides))
+
+    def test_odd_channels_cannot_be_downsampled_in_halves(self):
+        with self.assertRaisesRegex(
+            ValueError, r"Stage 0 .*even.*in_channels=3"
+        ):
+            IRevNet(
+                **dict(
+                    IMAGENET_LIKE,
+                    initial_block_size=1,
+                    image_shape=(32, 32, 3),
+                    stage_filters=[6, 12, 24, 48],
+                )
+            )
+
+    def test_unknown_preset(self):
+        with self.assertRaisesRegex(
+            ValueError, r"Unknown preset 'resnet50'.*cifar10"
+        ):
+            IRevNet.from_preset("resnet50")
