@@ -33,6 +33,7 @@ import collections.abc
 import json
 import os
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -204,7 +205,11 @@ def convert_state_dict(state_dict, config):
     state_dict = _strip_data_parallel_prefix(state_dict)
     targets = _weight_map(model)
 
-    batch_norms = {key.rsplit(".", 1)[0] for key, _, _ in targets}
+    batch_norms = {
+        key.rsplit(".", 1)[0]
+        for key, _, _ in targets
+        if key.endswith(".running_mean")
+    }
     expected = {key for key, _, _ in targets}
     unknown = [
         key
@@ -501,12 +506,12 @@ def _load_torch(path, allow_pickle):
             raise ValueError(
                 f"Cannot read {path!r} as a PyTorch checkpoint: {error}"
             ) from None
-        first_line = str(error).strip().splitlines()[0]
         raise ValueError(
-            f"{path!r} holds Python objects other than tensors and plain "
-            "containers, which torch.load(weights_only=True) refuses: "
-            f"{first_line} Allow full unpickling (allow_pickle=True, "
-            "--allow_pickle) only if you trust the file's source."
+            f"Cannot read {path!r} with torch.load(weights_only=True), which "
+            "accepts only tensors and plain containers: "
+            f"{_unpickler_reason(error)}. If the file holds other Python "
+            "objects (a training script's arguments, say) and you trust its "
+            "source, allow full unpickling (allow_pickle=True, --allow_pickle)."
         ) from None
     except (RuntimeError, OSError, EOFError) as error:
         raise ValueError(
@@ -530,6 +535,13 @@ def _load_torch(path, allow_pickle):
             )
         )
     return {key: _to_numpy(value) for key, value in checkpoint.items()}
+
+
+def _unpickler_reason(error):
+    # torch's message is long; its "WeightsUnpickler error: ..." line says why.
+    match = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+    reason = match.group(1) if match else str(error).strip().splitlines()[0]
+    return reason.split(". Please")[0].rstrip(".")
 
 
 def _run_cli():
