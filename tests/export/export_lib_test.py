@@ -1,0 +1,504 @@
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+from google.protobuf import text_format
+from tensorflow.core.protobuf import config_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from export import export_lib
+from irevnet_tf import IRevNet
+from irevnet_tf.testing.test_case import TestCase
+from irevnet_tf.testing.test_case import relative_error
+from tests.export.common import signature_nodes
+from tests.export.common import small_classifier
+
+IMAGES_MESSAGE = (
+    r"irevnet_forward: `images` must be a float32 tensor of shape "
+    r"\[batch, 16, 16, 3\]\. Received shape:\] \[{}\]"
+)
+FEATURES_MESSAGE = (
+    r"irevnet_inverse: `features` must be a float32 tensor of shape "
+    r"\[batch, 8, 8, 64\]\. Received shape:\] \[{}\]"
+)
+# Ops that only training runs: variable updates (BatchNorm statistics),
+# random numbers (dropout).
+TRAINING_OPS = (
+    "AssignVariableOp",
+    "AssignAddVariableOp",
+    "AssignSubVariableOp",
+)
+
+
+class ModelServerLikeRunner:
+    """Runs a signature the way TF Serving does: C++ `Session::Run`.
+
+    `Session.run` would refuse a badly shaped feed in Python first; the
+    model server does not, so the graph's own checks must.
+    """
+
+    def __init__(self, export_dir, input_name, output_name):
+        self.session = tf.compat.v1.Session(graph=tf.Graph())
+        with self.session.graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.load(
+                self.session, [tf.saved_model.SERVING], export_dir
+            )
+        signature = meta_graph.signature_def["serving_default"]
+        # Private, but the one Python entry to Session::Run without feed
+        # checks.
+        self.callable = self.session._make_callable_from_options(
+            config_pb2.CallableOptions(
+                feed=[signature.inputs[input_name].name],
+                fetch=[signature.outputs[output_name].name],
+            )
+        )
+
+    def __call__(self, value):
+        return self.callable(value)[0]
+
+    def close(self):
+        self.session.close()
+
+
+class ExportLibTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.output_dir = tempfile.mkdtemp()
+        cls.model = small_classifier()
+        cls.export = export_lib.export_for_serving(cls.model, cls.output_dir)
+        cls.forward = tf.saved_model.load(cls.export.forward_dir).signatures[
+            "serving_default"
+        ]
+        cls.inverse = tf.saved_model.load(cls.export.inverse_dir).signatures[
+            "serving_default"
+        ]
+        cls.served_forward = ModelServerLikeRunner(
+            cls.export.forward_dir, "images", "logits"
+        )
+        cls.served_inverse = ModelServerLikeRunner(
+            cls.export.inverse_dir, "features", "images"
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.served_forward.close()
+        cls.served_inverse.close()
+        shutil.rmtree(cls.output_dir)
+        super().tearDownClass()
+
+    def test_versioned_layout(self):
+        self.assertEqual(self.export.version, 1)
+        self.assertEqual(
+            sorted(os.listdir(self.output_dir)),
+            ["irevnet_forward", "irevnet_inverse", "models.config"],
+        )
+        for name, export_dir in (
+            ("irevnet_forward", self.export.forward_dir),
+            ("irevnet_inverse", self.export.inverse_dir),
+        ):
+            self.assertEqual(
+                export_dir, os.path.join(self.output_dir, name, "1")
+            )
+            # Nothing but the version: no staging directory left behind.
+            self.assertEqual(
+                os.listdir(os.path.join(self.output_dir, name)), ["1"]
+            )
+            self.assertTrue(tf.saved_model.contains_saved_model(export_dir))
+
+    def test_signatures(self):
+        self.assertEqual(
+            self.forward.structured_input_signature,
+            ((), {"images": tf.TensorSpec((None, 16, 16, 3), name="images")}),
+        )
+        self.assertEqual(
+            self.forward.structured_outputs,
+            {
+                "logits": tf.TensorSpec((None, 10), name="logits"),
+                "probabilities": tf.TensorSpec(
+                    (None, 10), name="probabilities"
+                ),
+                "features": tf.TensorSpec((None, 8, 8, 64), name="features"),
+            },
+        )
+        self.assertEqual(
+            self.inverse.structured_input_signature,
+            (
+                (),
+                {"features": tf.TensorSpec((None, 8, 8, 64), name="features")},
+            ),
+        )
+        self.assertEqual(
+            self.inverse.structured_outputs,
+            {"images": tf.TensorSpec((None, 16, 16, 3), name="images")},
+        )
+
+    @parameterized.named_parameters(("batch1", 1), ("batch5", 5))
+    def test_forward_matches_keras(self, batch):
+        images = np.random.rand(batch, 16, 16, 3).astype("float32")
+        outputs = self.forward(images=tf.constant(images))
+        logits = self.model(images, training=False)
+        self.assertAllClose(outputs["logits"], logits, atol=1e-5)
+        self.assertAllClose(self.served_forward(images), logits, atol=1e-5)
+        self.assertAllClose(
+            outputs["probabilities"], tf.nn.softmax(logits), atol=1e-6
+        )
+        self.assertAllClose(
+            outputs["features"], self.model.features(images), atol=1e-5
+        )
+
+    def test_round_trip(self):
+        images = np.random.rand(4, 16, 16, 3).astype("float32")
+        features = self.forward(images=tf.constant(images))["features"]
+        restored = self.inverse(features=features)["images"]
+        # Measured about 6e-8 (float32 rounding through 2 blocks).
+        self.assertLessEqual(relative_error(restored, images), 1e-5)
+        self.assertAllClose(
+            restored, self.model.inverse(self.model.features(images)), atol=1e-6
+        )
+
+    @parameterized.named_parameters(
+        ("height_width", (2, 8, 8, 3), "2 8 8 3"),
+        ("width", (2, 16, 12, 3), "2 16 12 3"),
+        ("channels", (2, 16, 16, 1), "2 16 16 1"),
+        ("rank3", (16, 16, 3), "16 16 3"),
+        ("rank5", (2, 16, 16, 3, 1), "2 16 16 3 1"),
+        ("scalar", (), ""),
+    )
+    def test_bad_images_name_expected_shape(self, shape, received):
+        images = np.zeros(shape, "float32")
+        message = IMAGES_MESSAGE.format(received)
+        with self.subTest("tf.saved_model.load"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.forward(images=tf.constant(images))
+        with self.subTest("Session::Run"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.served_forward(images)
+
+    @parameterized.named_parameters(
+        ("height_width", (2, 4, 4, 64), "2 4 4 64"),
+        ("channels", (2, 8, 8, 32), "2 8 8 32"),
+        ("rank2", (2, 4096), "2 4096"),
+    )
+    def test_bad_features_name_expected_shape(self, shape, received):
+        features = np.zeros(shape, "float32")
+        message = FEATURES_MESSAGE.format(received)
+        with self.subTest("tf.saved_model.load"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.inverse(features=tf.constant(features))
+        with self.subTest("Session::Run"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.served_inverse(features)
+
+    @parameterized.named_parameters(
+        ("nan", np.nan, "NaN"),
+        ("inf", np.inf, "Inf"),
+        ("minus_inf", -np.inf, "Inf"),
+    )
+    def test_non_finite_features_rejected(self, value, kind):
+        images = np.random.rand(2, 16, 16, 3).astype("float32")
+        features = self.forward(images=tf.constant(images))["features"].numpy()
+        features[1, 3, 4, 5] = value
+        message = (
+            r"irevnet_inverse: `features` must be finite .* hold NaN or Inf"
+            rf".*Tensor had {kind} values"
+        )
+        with self.subTest("tf.saved_model.load"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.inverse(features=tf.constant(features))
+        with self.subTest("Session::Run"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, message
+            ):
+                self.served_inverse(features)
+
+    @parameterized.named_parameters(("float64", "float64"), ("int32", "int32"))
+    def test_wrong_dtype_rejected(self, dtype):
+        images = tf.zeros((2, 16, 16, 3), dtype)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "expected to be a float tensor"
+        ):
+            self.forward(images=images)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "expected to be a float tensor"
+        ):
+            self.inverse(features=tf.zeros((2, 8, 8, 64), dtype))
+
+    def test_inference_graphs_only(self):
+        for export_dir, expected_ops in (
+            (self.export.forward_dir, {"Conv2D", "SpaceToDepth", "Assert"}),
+            (
+                self.export.inverse_dir,
+                {"Conv2D", "DepthToSpace", "Assert", "CheckNumerics"},
+            ),
+        ):
+            with self.subTest(export_dir=export_dir):
+                nodes = signature_nodes(export_dir)
+                ops = {node.op for node in nodes}
+                # The walk reaches the model's function bodies.
+                self.assertContainsSubset(expected_ops, ops)
+                self.assertEqual(training_nodes(nodes), [])
+
+    def test_training_nodes_detects_training_graphs(self):
+        # The check of test_inference_graphs_only on a graph that has what
+        # it looks for: a custom gradient and BatchNorm in training mode.
+        norm = keras.layers.BatchNormalization()
+        norm.build((None, 4))
+
+        @tf.custom_gradient
+        def scaled(x):
+            return 2 * x, lambda dy: 2 * dy
+
+        module = tf.Module()
+        module.norm = norm
+        module.serve = tf.function(
+            lambda x: {"y": norm(scaled(x), training=True)},
+            input_signature=[tf.TensorSpec((None, 4), tf.float32)],
+        )
+        export_dir = os.path.join(self.get_temp_dir(), "training")
+        tf.saved_model.save(module, export_dir, signatures=module.serve)
+        found = training_nodes(signature_nodes(export_dir))
+        self.assertIn("IdentityN (custom gradient)", found)
+        self.assertIn("AssignVariableOp", found)
+
+    def test_models_config(self):
+        with open(self.export.models_config) as file:
+            config = text_format.Parse(
+                file.read(), model_server_config_pb2.ModelServerConfig()
+            )
+        self.assertEqual(
+            [
+                (c.name, c.base_path, c.model_platform)
+                for c in config.model_config_list.config
+            ],
+            [
+                (
+                    "irevnet_forward",
+                    os.path.join(self.output_dir, "irevnet_forward"),
+                    "tensorflow",
+                ),
+                (
+                    "irevnet_inverse",
+                    os.path.join(self.output_dir, "irevnet_inverse"),
+                    "tensorflow",
+                ),
+            ],
+        )
+        for model_config in config.model_config_list.config:
+            self.assertTrue(os.path.isabs(model_config.base_path))
+            self.assertTrue(os.path.isdir(model_config.base_path))
+
+
+class ExportVersionsTest(TestCase):
+    def test_next_version_names_and_serving_root(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(
+            model,
+            output_dir,
+            forward_name="fwd",
+            inverse_name="inv",
+            version=3,
+            serving_root="/models",
+        )
+        self.assertEqual(
+            first.forward_dir, os.path.join(output_dir, "fwd", "3")
+        )
+        second = export_lib.export_for_serving(
+            model, output_dir, forward_name="fwd", inverse_name="inv"
+        )
+        self.assertEqual(second.version, 4)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(output_dir, "inv"))), ["3", "4"]
+        )
+        with open(second.models_config) as file:
+            config = text_format.Parse(
+                file.read(), model_server_config_pb2.ModelServerConfig()
+            )
+        # The second export did not pass serving_root.
+        self.assertEqual(
+            [c.base_path for c in config.model_config_list.config],
+            [os.path.join(output_dir, "fwd"), os.path.join(output_dir, "inv")],
+        )
+        with self.assertRaisesRegex(
+            ValueError, r"Version already exists.*version=4"
+        ):
+            export_lib.export_for_serving(
+                model,
+                output_dir,
+                forward_name="fwd",
+                inverse_name="inv",
+                version=4,
+            )
+
+    def test_invalid_arguments(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        for kwargs, message in (
+            ({"version": 0}, r"Received: version=0"),
+            ({"version": "2"}, r"Received: version='2'"),
+            ({"forward_name": "a/b"}, r"Received: 'a/b'"),
+            ({"inverse_name": ""}, r"Received: ''"),
+            (
+                {"forward_name": "same", "inverse_name": "same"},
+                r"Received: forward_name='same', inverse_name='same'",
+            ),
+            ({"serving_root": "models"}, r"Received: serving_root='models'"),
+        ):
+            with self.subTest(**{k: str(v) for k, v in kwargs.items()}):
+                with self.assertRaisesRegex(ValueError, message):
+                    export_lib.export_for_serving(model, output_dir, **kwargs)
+        self.assertEqual(os.listdir(output_dir), [])
+        with self.assertRaisesRegex(ValueError, r"absolute base paths"):
+            export_lib.models_config({"m": "relative/path"})
+
+
+class DynamicShapeTest(TestCase):
+    def test_dynamic_height_and_width(self):
+        # Initial down-sampling by 2 and one stride-2 stage: a factor of 4.
+        model = small_classifier(
+            image_shape=(None, None, 3), initial_block_size=2
+        )
+        export = export_lib.export_for_serving(model, self.get_temp_dir())
+        forward = tf.saved_model.load(export.forward_dir).signatures[
+            "serving_default"
+        ]
+        inverse = tf.saved_model.load(export.inverse_dir).signatures[
+            "serving_default"
+        ]
+        self.assertEqual(
+            forward.structured_input_signature[1]["images"].shape.as_list(),
+            [None, None, None, 3],
+        )
+        self.assertEqual(
+            inverse.structured_input_signature[1]["features"].shape.as_list(),
+            [None, None, None, 64],
+        )
+        for height, width in ((8, 8), (12, 20)):
+            with self.subTest(height=height, width=width):
+                images = np.random.rand(2, height, width, 3).astype("float32")
+                outputs = forward(images=tf.constant(images))
+                self.assertAllClose(outputs["logits"], model(images), atol=1e-5)
+                self.assertEqual(
+                    outputs["features"].shape, (2, height // 4, width // 4, 64)
+                )
+                restored = inverse(features=outputs["features"])["images"]
+                self.assertLessEqual(relative_error(restored, images), 1e-5)
+        message = (
+            r"irevnet_forward: `images` must be a float32 tensor of shape "
+            r"\[batch, height, width, 3\] with height and width positive "
+            r"multiples of 4\. Received shape:\] \[{}\]"
+        )
+        served_forward = ModelServerLikeRunner(
+            export.forward_dir, "images", "logits"
+        )
+        self.addCleanup(served_forward.close)
+        self.assertEqual(
+            served_forward(np.zeros((1, 12, 8, 3), "float32")).shape, (1, 10)
+        )
+        for shape, received in (
+            ((2, 10, 8, 3), "2 10 8 3"),
+            ((2, 8, 6, 3), "2 8 6 3"),
+            ((2, 0, 8, 3), "2 0 8 3"),
+            ((2, 8, 8, 4), "2 8 8 4"),
+            ((8, 8, 3), "8 8 3"),
+        ):
+            with self.subTest(shape=shape):
+                images = np.zeros(shape, "float32")
+                with self.assertRaisesRegex(
+                    tf.errors.InvalidArgumentError, message.format(received)
+                ):
+                    forward(images=tf.constant(images))
+                with self.assertRaisesRegex(
+                    tf.errors.InvalidArgumentError, message.format(received)
+                ):
+                    served_forward(images)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            r"`features` must be a float32 tensor of shape \[batch, height, "
+            r"width, 64\] with positive height and width\. Received shape:\] "
+            r"\[2 0 3 64\]",
+        ):
+            inverse(features=tf.zeros((2, 0, 3, 64)))
+
+
+class FunctionsTest(TestCase):
+    def test_float64_model_serves_float32(self):
+        model = small_classifier(dtype="float64")
+        images = np.random.rand(3, 16, 16, 3).astype("float32")
+        forward = tf.function(
+            export_lib.forward_function(model),
+            input_signature=[export_lib.image_spec(model)],
+        )
+        inverse = tf.function(
+            export_lib.inverse_function(model),
+            input_signature=[export_lib.feature_spec(model)],
+        )
+        outputs = forward(images)
+        for name, tensor in outputs.items():
+            self.assertEqual(tensor.dtype, tf.float32, name)
+        restored = inverse(outputs["features"])["images"]
+        self.assertEqual(restored.dtype, tf.float32)
+        self.assertLessEqual(relative_error(restored, images), 1e-5)
+
+
+class LoadClassifierTest(TestCase):
+    def test_keras_file_and_model_dir(self):
+        model = small_classifier()
+        model_dir = self.get_temp_dir()
+        path = os.path.join(model_dir, "model.keras")
+        model.save(path)
+        images = np.random.rand(2, 16, 16, 3).astype("float32")
+        for source in (path, model_dir):
+            with self.subTest(source=source):
+                loaded = export_lib.load_classifier(source)
+                self.assertAllEqual(loaded(images), model(images))
+
+    def test_bad_paths(self):
+        empty_dir = self.get_temp_dir()
+        backbone_path = os.path.join(empty_dir, "backbone.keras")
+        IRevNet([1], [8], [1], image_shape=(8, 8, 3)).save(backbone_path)
+        text_path = os.path.join(empty_dir, "model.txt")
+        with open(text_path, "w") as file:
+            file.write("not a model")
+        missing = os.path.join(empty_dir, "missing.keras")
+        for path, message in (
+            (
+                os.path.join(empty_dir, "missing_dir"),
+                "No such file or directory",
+            ),
+            (missing, "No such file or directory"),
+            (text_path, "Expected a .keras file"),
+            (empty_dir, "The directory holds no model.keras"),
+            (backbone_path, "must be an IRevNetClassifier.*holding a IRevNet"),
+        ):
+            with self.subTest(path=path):
+                with self.assertRaisesRegex(ValueError, f"{message}.*"):
+                    export_lib.load_classifier(path)
+
+
+def training_nodes(nodes):
+    """Descriptions of the nodes only training would run."""
+    found = []
+    for node in nodes:
+        if "_gradient_op_type" in node.attr:
+            found.append(f"{node.op} (custom gradient)")
+        if node.op.startswith("FusedBatchNorm") and node.attr["is_training"].b:
+            found.append(f"{node.op} (training)")
+        if node.op in TRAINING_OPS or "Random" in node.op:
+            found.append(node.op)
+    return found
