@@ -1,0 +1,375 @@
+"""`load`: image classification datasets as `tf.data` pipelines."""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from irevnet_tf.datasets import folder as folder_lib
+from irevnet_tf.datasets import preprocessing as preprocessing_lib
+from irevnet_tf.datasets.digits import Digits
+
+FOLDER_PREFIX = "folder:"
+
+# The TensorFlow Datasets names `load` accepts, with the split to evaluate on
+# and the per-channel statistics images are normalised with.
+TFDS_DATASETS = {
+    # Of the 1,437 training images.
+    "digits": {"eval_split": "test", "mean": (0.3054,), "std": (0.3760,)},
+    # The authors' statistics (pytorch-i-revnet models/utils_cifar.py).
+    "cifar10": {
+        "eval_split": "test",
+        "mean": (0.4914, 0.4822, 0.4465),
+        "std": (0.2023, 0.1994, 0.2010),
+    },
+    "cifar100": {
+        "eval_split": "test",
+        "mean": (0.5071, 0.4867, 0.4408),
+        "std": (0.2675, 0.2565, 0.2761),
+    },
+    # The usual ImageNet statistics.
+    "imagenet2012": {
+        "eval_split": "validation",
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+    },
+}
+DATASET_NAMES = tuple(TFDS_DATASETS) + (FOLDER_PREFIX + "PATH",)
+
+# Files the imagenet2012 builder needs in its manual download directory.
+IMAGENET_MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+# Examples held in the shuffle buffer (decoded images, or JPEG bytes for
+# imagenet2012).
+SHUFFLE_BUFFER = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a pipeline from `load` yields, and the dataset it comes from.
+
+    Attributes:
+        name: the dataset name as given to `load`.
+        split: the split loaded.
+        num_examples: examples in the split (all input pipelines together).
+        num_classes: number of classes; labels are in `[0, num_classes)`.
+        class_names: tuple of class names, or None if unnamed.
+        image_shape: `(height, width, channels)` of the images yielded.
+        eval_split: the split to evaluate on ("test", or "validation" for
+            imagenet2012).
+        mean, std: per-channel statistics used to normalise.
+        normalized: whether the images yielded are normalised,
+            `(x - mean) / std`, rather than in [0, 1].
+    """
+
+    name: str
+    split: str
+    num_examples: int
+    num_classes: int
+    class_names: tuple | None
+    image_shape: tuple
+    eval_split: str
+    mean: tuple
+    std: tuple
+    normalized: bool
+
+    def denormalize(self, images):
+        """Maps yielded images back to [0, 1] pixel values (for display)."""
+        if not self.normalized:
+            return images
+        return images * tf.constant(self.std) + tf.constant(self.mean)
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    image_size: int | None = None,
+    preprocessing: str = "resize",
+    training: bool = False,
+    normalize: bool = False,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """Loads an image classification dataset as `(image, label)` pairs.
+
+    Images are float32 `(image_size, image_size, channels)`, in [0, 1] or
+    normalised per channel (`normalize=True`); labels are int32. The
+    pipeline is not batched; decoding and preprocessing run in parallel and
+    the result is prefetched.
+
+    Args:
+        name: "digits" (scikit-learn's handwritten digits, no download),
+            "cifar10", "cifar100", "imagenet2012" (TensorFlow Datasets), or
+            "folder:PATH" (one sub-folder of images per class, see
+            `irevnet_tf.datasets.folder`).
+        split: "train", "test" ("validation" for imagenet2012), or a
+            TensorFlow Datasets slice such as "train[:10%]" for tfds names.
+        image_size: side of the square images yielded; None keeps the
+            dataset's own size if all its images share one.
+        preprocessing: "resize", "cifar" or "imagenet": the recipe's
+            training augmentation and evaluation transform (see
+            `irevnet_tf.datasets.preprocessing`).
+        training: if True, the pipeline is shuffled, repeated forever and
+            augmented; if False, one pass in a fixed order.
+        normalize: subtract the per-channel mean and divide by the standard
+            deviation (`DatasetInfo.mean`, `.std`).
+        data_dir: TensorFlow Datasets directory (default
+            `~/tensorflow_datasets`).
+        manual_dir: imagenet2012's manual download directory, holding
+            ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (default
+            `<data_dir>/downloads/manual`); not needed once prepared.
+        seed: seeds shuffling and augmentation; None for fresh randomness.
+        deterministic: keep the element order fixed under parallel
+            processing (`tf.data.Options.deterministic`), for tests.
+        input_context: a `tf.distribute.InputContext`; if given, this input
+            pipeline reads only its share of the split.
+
+    Returns:
+        `(dataset, info)`: the `tf.data.Dataset` and a `DatasetInfo`.
+
+    Raises:
+        ValueError: an unknown dataset, a missing, empty or unreadable
+            folder, a corrupt image, imagenet2012 without its manual files,
+            a dataset that cannot be downloaded, or `image_size=None` for
+            images of different sizes.
+
+    Example:
+
+    >>> ds, info = irevnet_tf.datasets.load("digits", "test", image_size=16)
+    >>> info.num_classes, info.image_shape
+    (10, (16, 16, 1))
+    >>> images, labels = next(iter(ds.batch(32)))
+    """
+    preprocessing_lib.validate_style(preprocessing)
+    if name.startswith(FOLDER_PREFIX):
+        source = _folder_source(name, split, input_context)
+    elif name in TFDS_DATASETS:
+        source = _tfds_source(
+            name, split, training, data_dir, manual_dir, seed, input_context
+        )
+    else:
+        raise ValueError(
+            f"Unknown dataset {name!r}. Available datasets: "
+            f"{', '.join(DATASET_NAMES)}. Received: dataset={name!r}"
+        )
+    if image_size is None:
+        if (
+            source.image_size is None
+            or source.image_size[0] != (source.image_size[1])
+        ):
+            raise ValueError(
+                f"The images of {name!r} are not all square and of one size: "
+                f"pass `image_size`. Received: image_size=None"
+            )
+        image_size = source.image_size[0]
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(
+            "`image_size` must be a positive integer. "
+            f"Received: image_size={image_size!r}"
+        )
+    info = DatasetInfo(
+        name=name,
+        split=split,
+        num_examples=source.num_examples,
+        num_classes=source.num_classes,
+        class_names=source.class_names,
+        image_shape=(image_size, image_size, source.channels),
+        eval_split=source.eval_split,
+        mean=tuple(source.mean),
+        std=tuple(source.std),
+        normalized=normalize,
+    )
+    dataset = source.dataset
+    options = tf.data.Options()
+    # Evaluation keeps its order (cheap); training may trade it for speed.
+    options.deterministic = deterministic or not training
+    dataset = dataset.with_options(options)
+    if training:
+        if seed is not None and input_context is not None:
+            seed += input_context.input_pipeline_id
+        buffer = min(SHUFFLE_BUFFER, max(source.num_examples, 1))
+        dataset = dataset.shuffle(buffer, seed=seed).repeat()
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds))
+        if source.jpeg and preprocessing == "imagenet":
+            channels = source.channels
+
+            def augment(raw, random_seed):
+                return preprocessing_lib.imagenet_augment_jpeg(
+                    raw, random_seed, image_size, channels
+                )
+
+        else:
+            train_fn = preprocessing_lib.train_transform(
+                preprocessing, image_size
+            )
+
+            def augment(raw, random_seed):
+                return train_fn(source.decode(raw), random_seed)
+
+        def transform(example, random_seed):
+            image, label = example
+            return augment(image, random_seed), label
+
+    else:
+        evaluate = preprocessing_lib.eval_transform(preprocessing, image_size)
+
+        def transform(image, label):
+            return evaluate(source.decode(image)), label
+
+    mean, std = tf.constant(info.mean), tf.constant(info.std)
+
+    def finish(*example):
+        image, label = transform(*example)
+        image.set_shape(info.image_shape)
+        if normalize:
+            image = (image - mean) / std
+        return image, tf.cast(label, tf.int32)
+
+    dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE), info
+
+
+@dataclasses.dataclass
+class _Source:
+    """Undecoded `(image, label)` examples and what is known about them."""
+
+    dataset: tf.data.Dataset
+    decode: object  # fn(image) -> float32 image in [0, 1]
+    jpeg: bool  # whether `dataset` holds JPEG bytes
+    num_examples: int
+    num_classes: int
+    class_names: tuple | None
+    channels: int
+    image_size: tuple | None
+    eval_split: str
+    mean: tuple
+    std: tuple
+
+
+def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
+    builder = tfds.builder(name, data_dir=data_dir)
+    _prepare(builder, manual_dir)
+    features = builder.info.features
+    image_feature, label_feature = features["image"], features["label"]
+    jpeg = name == "imagenet2012"
+    if context is not None and context.num_input_pipelines > 1:
+        split = tfds.even_splits(split, n=context.num_input_pipelines)[
+            context.input_pipeline_id
+        ]
+    try:
+        dataset = builder.as_dataset(
+            split=split,
+            as_supervised=True,
+            shuffle_files=training,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+            # Keep JPEG bytes until after shuffling: decoded ImageNet images
+            # would not fit a shuffle buffer.
+            decoders={"image": tfds.decode.SkipDecoding()} if jpeg else None,
+        )
+    except (ValueError, KeyError) as error:
+        raise ValueError(
+            f"Cannot read split {split!r} of {name}: {error}. "
+            f"Received: split={split!r}"
+        ) from None
+    num_examples = int(dataset.cardinality())
+    if num_examples < 0:
+        num_examples = builder.info.splits[split].num_examples
+    channels = image_feature.shape[-1] or 3
+    shape = image_feature.shape[:2]
+    statistics = TFDS_DATASETS[name]
+
+    def decode(image):
+        if jpeg:
+            image = tf.io.decode_jpeg(image, channels=channels)
+        return tf.image.convert_image_dtype(image, tf.float32)
+
+    return _Source(
+        dataset=dataset,
+        decode=decode,
+        jpeg=jpeg,
+        num_examples=num_examples,
+        num_classes=label_feature.num_classes,
+        class_names=tuple(label_feature.names) if label_feature.names else None,
+        channels=channels,
+        image_size=tuple(shape) if None not in shape else None,
+        eval_split=statistics["eval_split"],
+        mean=statistics["mean"][:channels],
+        std=statistics["std"][:channels],
+    )
+
+
+def _prepare(builder, manual_dir):
+    """Downloads and prepares a tfds dataset, or says clearly why not."""
+    if builder.is_prepared():
+        return
+    name = builder.info.name
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    if name == "digits":
+        # Generated from scikit-learn: nothing to fetch from GCS.
+        download_config = tfds.download.DownloadConfig(try_download_gcs=False)
+    if name == "imagenet2012":
+        manual_dir = manual_dir or os.path.join(
+            builder.data_dir_root, "downloads", "manual"
+        )
+        missing = [
+            f
+            for f in IMAGENET_MANUAL_FILES
+            if not os.path.isfile(os.path.join(manual_dir, f))
+        ]
+        if missing:
+            raise ValueError(
+                f"imagenet2012 is not prepared in {builder.data_dir_root} and "
+                f"its manual download directory {manual_dir} lacks "
+                f"{' and '.join(missing)}: download them from "
+                "https://image-net.org and pass their folder as manual_dir "
+                f"(--manual_dir). Received: manual_dir={manual_dir!r}"
+            )
+        download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except Exception as error:  # Network, disk, or archive errors.
+        reason = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"Cannot download and prepare {name} in {builder.data_dir_root}: "
+            f"{type(error).__name__}: {reason}. Received: dataset={name!r}"
+        ) from None
+
+
+def _folder_source(name, split, context):
+    contents = folder_lib.read_folder(name[len(FOLDER_PREFIX) :])
+    if split not in folder_lib.SPLITS:
+        raise ValueError(
+            f"Folder datasets have the splits {', '.join(folder_lib.SPLITS)}. "
+            f"Received: split={split!r}"
+        )
+    pairs = contents.files[split]
+    if context is not None and context.num_input_pipelines > 1:
+        pairs = pairs[context.input_pipeline_id :: context.num_input_pipelines]
+    paths = [path for path, _ in pairs]
+    labels = [label for _, label in pairs]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int64))
+    )
+    channels = contents.channels
+    return _Source(
+        dataset=dataset,
+        decode=lambda path: folder_lib.decode(path, channels),
+        jpeg=False,
+        num_examples=len(contents.files[split]),
+        num_classes=len(contents.class_names),
+        class_names=contents.class_names,
+        channels=channels,
+        image_size=contents.image_size,
+        eval_split="test",
+        mean=contents.mean,
+        std=contents.std,
+    )
+
+
+# Referenced so that importing this module registers the "digits" builder.
+_ = Digits

@@ -1,0 +1,1 @@
+"""Training configuration: the run's settings and the recipes' defaults."""
