@@ -1,0 +1,1 @@
+"""Benchmarks of irevnet_tf (scripts, not tests): `python -m bench.<name>`."""
