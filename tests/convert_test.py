@@ -146,6 +146,46 @@ class ConvertTest(TestCase):
         )
         self.assert_matches_golden(model, "imagenet_small_bijective")
 
+    def test_legacy_torch_file_format(self):
+        # PyTorch before 1.6 (the authors' pretrained checkpoint is from
+        # 2018) wrote a non-zip format; weights_only=True reads it too.
+        checkpoint = torch.load(
+            reference_path("cifar_small.pth.tar"), weights_only=True
+        )
+        path = os.path.join(self.get_temp_dir(), "legacy.pth.tar")
+        torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
+        model = convert.convert_checkpoint(
+            path, reference_path("cifar_small.json")
+        )
+        self.assert_matches_golden(model, "cifar_small")
+
+    def test_non_affine_batch_norm(self):
+        # affineBN=False: the blocks' BatchNorms have no weight and bias,
+        # the head's `bn1` keeps them.
+        config = dict(reference_json("cifar_small")["constructor"])
+        config["affineBN"] = False
+        arrays = state_dict_arrays("cifar_small")
+        with self.assertRaisesRegex(
+            ValueError, r"Unknown key 'stack\.0\.bottleneck_block\.1\.weight'"
+        ):
+            convert.convert_state_dict(arrays, config)
+        non_affine = {
+            k: v
+            for k, v in arrays.items()
+            if not (k.startswith("stack.") and v.ndim == 1)
+            or k.endswith(("running_mean", "running_var"))
+        }
+        model = convert.convert_state_dict(non_affine, config)
+        norm = model.backbone.blocks[1].residual.bn1
+        self.assertEqual(
+            [w.name for w in norm.weights], ["moving_mean", "moving_variance"]
+        )
+        self.assertAllEqual(
+            norm.moving_variance,
+            arrays["stack.1.bottleneck_block.0.running_var"],
+        )
+        self.assertAllEqual(model.head_norm.gamma, arrays["bn1.weight"])
+
     def test_torch_tensors_in_memory(self):
         checkpoint = torch.load(
             reference_path("cifar_small.pth.tar"), weights_only=True
