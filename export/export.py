@@ -13,6 +13,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from export import export_lib
 
@@ -53,6 +54,9 @@ _SERVING_ROOT = flags.DEFINE_string(
 
 
 def main(argv):
+    if not flags.FLAGS["verbosity"].present:
+        # TensorFlow's INFO lines on tracing and saving are noise here.
+        logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"Unexpected arguments: {' '.join(argv[1:])}")
     for flag in (_MODEL, _OUTPUT_DIR):
