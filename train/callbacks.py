@@ -57,7 +57,7 @@ class TrainingStateBackup(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         if os.path.exists(self.state_path):
             model.load_weights(self.state_path)
-        step = int(model.optimizer.iterations)
+        step = optimizer_step(model)
         self.last_saved_step = step
         return step
 
@@ -70,15 +70,15 @@ class TrainingStateBackup(keras.callbacks.Callback):
             os.replace(path, os.path.join(self.save_dir, STATE_FILENAME))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self.last_saved_step = int(self.model.optimizer.iterations)
+        self.last_saved_step = optimizer_step(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = optimizer_step(self.model)
         if step % self.every_steps == 0 and step != self.last_saved_step:
             self.save()
 
     def on_train_end(self, logs=None):
-        if int(self.model.optimizer.iterations) != self.last_saved_step:
+        if optimizer_step(self.model) != self.last_saved_step:
             self.save()
 
 
@@ -91,14 +91,16 @@ class ReconstructionImages(keras.callbacks.Callback):
     relative error `||x - Phi^-1(Phi(x))|| / ||x||` as a scalar.
 
     Args:
+        classifier: the `IRevNetClassifier` being trained.
         images: a batch of model inputs `(n, H, W, C)`.
         log_dir: the TensorBoard directory to write into.
         to_pixels: maps model inputs to pixel values in [0, 1] for display
             (undoes the normalisation).
     """
 
-    def __init__(self, images, log_dir, to_pixels):
+    def __init__(self, classifier, images, log_dir, to_pixels):
         super().__init__()
+        self.classifier = classifier
         self.images = tf.convert_to_tensor(images)
         self.log_dir = log_dir
         self.to_pixels = to_pixels
@@ -107,8 +109,8 @@ class ReconstructionImages(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(self.log_dir)
-        features = self.model.features(self.images, training=False)
-        restored = self.model.inverse(features, training=False)
+        features = self.classifier.features(self.images, training=False)
+        restored = self.classifier.inverse(features, training=False)
         errors = relative_errors(self.images, restored)
         pair = tf.concat([self.images, restored], axis=2)
         pixels = tf.clip_by_value(self.to_pixels(pair), 0.0, 1.0)
@@ -136,6 +138,11 @@ class RunProgbar(keras.callbacks.ProgbarLogger):
 
     def set_params(self, params):
         super().set_params(dict(params, epochs=self.total_epochs))
+
+
+def optimizer_step(model) -> int:
+    """The number of optimizer steps taken (also under a strategy)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def relative_errors(images, restored) -> np.ndarray:

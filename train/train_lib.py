@@ -42,6 +42,7 @@ from irevnet_tf import datasets
 from train import callbacks as callbacks_lib
 from train.configs import recipes as recipes_lib
 from train.configs.base import TrainConfig
+from train.fit_model import FitModel
 from train.optimizers import SGDWithL2
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -79,6 +80,7 @@ class _Run:
     steps_per_epoch: int
     total_steps: int
     model: irevnet_tf.IRevNetClassifier
+    trainee: FitModel  # what `fit` trains: `model`, wrapped
 
 
 def train_and_evaluate(config: TrainConfig) -> dict:
@@ -118,7 +120,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
             save_dir=None if run.is_chief else scratch,
         )
         with run.strategy.scope():
-            start_step = backup.restore(run.model)
+            start_step = backup.restore(run.trainee)
         train_start = time.perf_counter()
         history = _fit(run, backup, start_step)
         train_time = time.perf_counter() - train_start
@@ -130,6 +132,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
         )
         os.makedirs(worker_dir, exist_ok=True)
         _save_model(model, os.path.join(worker_dir, MODEL_FILENAME))
+        _wait_for_all_workers(run.strategy)
         return {}
     metrics = _evaluate(run, model)
     metrics.update(
@@ -145,6 +148,8 @@ def train_and_evaluate(config: TrainConfig) -> dict:
         metrics["export"] = _export(model, config.export_dir)
     metrics["wall_time_seconds"] = round(time.perf_counter() - start_time, 2)
     _write_json(os.path.join(model_dir, METRICS_FILENAME), metrics)
+    if _num_workers(run.strategy) > 1:
+        _wait_for_all_workers(run.strategy)
     _say(
         config,
         f"Test accuracy {metrics['test_accuracy']:.4f} on "
@@ -407,7 +412,14 @@ def _set_up(config: TrainConfig) -> _Run:
             num_classes=info.num_classes,
             seed=config.seed,
             memory_saving=config.memory_saving,
+            # With several replicas, statistics of the global batch: the run
+            # computes what one device would, and every replica keeps the
+            # same moving statistics.
+            synchronized_batch_norm=replicas > 1,
         )
+    # Created outside the scope on purpose (see FitModel).
+    trainee = FitModel(model, rank_one_logs=_num_workers(strategy) > 1)
+    with strategy.scope():
         schedule = learning_rate_schedule(
             config.lr_schedule,
             config.learning_rate,
@@ -415,7 +427,7 @@ def _set_up(config: TrainConfig) -> _Run:
             recipe.lr_boundaries,
             recipe.lr_decay_factor,
         )
-        model.compile(
+        trainee.compile(
             optimizer=SGDWithL2(
                 l2=config.weight_decay,
                 learning_rate=schedule,
@@ -434,7 +446,22 @@ def _set_up(config: TrainConfig) -> _Run:
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         model=model,
+        trainee=trainee,
     )
+
+
+def _wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
+    # A collective: workers that finish early wait for the chief instead of
+    # exiting, which the chief's coordination service would take for a crash.
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def _num_workers(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(cluster.get(k, ())) for k in ("chief", "worker")))
 
 
 def _check_resumable(config: TrainConfig) -> None:
@@ -472,8 +499,8 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
         f"Training preset {config.preset!r} on {config.dataset} "
         f"({info.num_examples} images of {info.image_shape}, "
         f"{info.num_classes} classes), recipe {config.recipe!r}: "
-        f"{run.total_steps} steps ({total_epochs} epochs of "
-        f"{run.steps_per_epoch}), global batch {config.batch_size} over "
+        f"{run.total_steps} steps of {run.steps_per_epoch} per epoch "
+        f"({total_epochs} epoch(s)), global batch {config.batch_size} over "
         f"{replicas} replica(s).",
     )
     phases = fit_phases(start_step, run.total_steps, run.steps_per_epoch)
@@ -514,6 +541,7 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
     )
     eval_batches = eval_data.batch(config.batch_size).with_options(options)
     log_dir = os.path.join(config.model_dir, LOG_DIRNAME)
+    logged_images = _first_images(eval_data, NUM_LOGGED_IMAGES)
     history = {}
     for initial_epoch, epochs, steps in phases:
         callbacks = [backup]
@@ -525,7 +553,8 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
             )
             callbacks.append(
                 callbacks_lib.ReconstructionImages(
-                    _first_images(eval_data, NUM_LOGGED_IMAGES),
+                    run.model,
+                    logged_images,
                     os.path.join(log_dir, "reconstructions"),
                     to_pixels=info.denormalize,
                 )
@@ -533,16 +562,17 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
         verbose = config.verbose if run.is_chief else 0
         if verbose:
             callbacks.append(callbacks_lib.RunProgbar(total_epochs))
-        result = run.model.fit(
-            train_data,
-            initial_epoch=initial_epoch,
-            epochs=epochs,
-            steps_per_epoch=steps,
-            validation_data=eval_batches,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # The pipeline shuffles.
-        )
+        with run.strategy.scope():
+            result = run.trainee.fit(
+                train_data,
+                initial_epoch=initial_epoch,
+                epochs=epochs,
+                steps_per_epoch=steps,
+                validation_data=eval_batches,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # The pipeline shuffles.
+            )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
     return history

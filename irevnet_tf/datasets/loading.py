@@ -124,7 +124,9 @@ def load(
             `<data_dir>/downloads/manual`); not needed once prepared.
         seed: seeds shuffling and augmentation; None for fresh randomness.
         deterministic: keep the element order fixed under parallel
-            processing (`tf.data.Options.deterministic`), for tests.
+            processing (`tf.data.Options.deterministic`): with a seed, a
+            training pipeline then yields the same batches every time.
+            Evaluation pipelines always keep their order.
         input_context: a `tf.distribute.InputContext`; if given, this input
             pipeline reads only its share of the split.
 
@@ -257,28 +259,36 @@ def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
     features = builder.info.features
     image_feature, label_feature = features["image"], features["label"]
     jpeg = name == "imagenet2012"
-    if context is not None and context.num_input_pipelines > 1:
-        split = tfds.even_splits(split, n=context.num_input_pipelines)[
-            context.input_pipeline_id
-        ]
-    try:
-        dataset = builder.as_dataset(
-            split=split,
-            as_supervised=True,
-            shuffle_files=training,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
-            # Keep JPEG bytes until after shuffling: decoded ImageNet images
-            # would not fit a shuffle buffer.
-            decoders={"image": tfds.decode.SkipDecoding()} if jpeg else None,
-        )
-    except (ValueError, KeyError) as error:
-        raise ValueError(
-            f"Cannot read split {split!r} of {name}: {error}. "
-            f"Received: split={split!r}"
-        ) from None
+
+    def read(split_slice):
+        try:
+            return builder.as_dataset(
+                split=split_slice,
+                as_supervised=True,
+                shuffle_files=training,
+                read_config=tfds.ReadConfig(shuffle_seed=seed),
+                # Keep JPEG bytes until after shuffling: decoded ImageNet
+                # images would not fit a shuffle buffer.
+                decoders=(
+                    {"image": tfds.decode.SkipDecoding()} if jpeg else None
+                ),
+            )
+        except (ValueError, KeyError) as error:
+            raise ValueError(
+                f"Cannot read split {split!r} of {name}: {error}. "
+                f"Received: split={split!r}"
+            ) from None
+
+    dataset = read(split)
     num_examples = int(dataset.cardinality())
     if num_examples < 0:
         num_examples = builder.info.splits[split].num_examples
+    if context is not None and context.num_input_pipelines > 1:
+        dataset = read(
+            tfds.even_splits(split, n=context.num_input_pipelines)[
+                context.input_pipeline_id
+            ]
+        )
     channels = image_feature.shape[-1] or 3
     shape = image_feature.shape[:2]
     statistics = TFDS_DATASETS[name]
