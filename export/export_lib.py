@@ -19,6 +19,7 @@ shape alone would never run there.
 import dataclasses
 import os
 import re
+import shutil
 import tempfile
 
 import keras
@@ -85,7 +86,12 @@ def load_classifier(path: str) -> IRevNetClassifier:
             f"--model_dir. Received: model={path}"
         )
     # compile=False: serving needs neither the optimizer nor the loss.
-    model = keras.saving.load_model(path, compile=False)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except ValueError as error:
+        raise ValueError(
+            f"Could not load the model: {error} Received: model={path}"
+        ) from error
     if not isinstance(model, IRevNetClassifier):
         raise ValueError(
             "The model must be an IRevNetClassifier. Received: "
@@ -309,8 +315,11 @@ def export_for_serving(
         staging = tempfile.mkdtemp(
             prefix=f".tmp-{version}-", dir=os.path.dirname(export_dir)
         )
-        export(model, staging, name)
-        os.rename(staging, export_dir)
+        try:
+            export(model, staging, name)
+            os.rename(staging, export_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     root = serving_root or os.path.abspath(output_dir)
     config_path = os.path.join(output_dir, MODELS_CONFIG_FILENAME)
     write_models_config(

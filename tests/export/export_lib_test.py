@@ -1,6 +1,7 @@
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 import keras
 import numpy as np
@@ -345,6 +346,29 @@ class ExportVersionsTest(TestCase):
                 version=4,
             )
 
+    def test_failed_export_leaves_no_partial_version(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        with mock.patch.object(
+            export_lib, "export_inverse", side_effect=OSError("disk full")
+        ):
+            with self.assertRaisesRegex(OSError, "disk full"):
+                export_lib.export_for_serving(model, output_dir)
+        # The server would load the forward alone, never a half-written
+        # inverse; the next export moves both to version 2.
+        self.assertEqual(
+            os.listdir(os.path.join(output_dir, "irevnet_forward")), ["1"]
+        )
+        self.assertEqual(
+            os.listdir(os.path.join(output_dir, "irevnet_inverse")), []
+        )
+        self.assertEqual(
+            export_lib.next_version(
+                output_dir, ["irevnet_forward", "irevnet_inverse"]
+            ),
+            2,
+        )
+
     def test_invalid_arguments(self):
         model = small_classifier()
         output_dir = self.get_temp_dir()
@@ -476,6 +500,9 @@ class LoadClassifierTest(TestCase):
         with open(text_path, "w") as file:
             file.write("not a model")
         missing = os.path.join(empty_dir, "missing.keras")
+        garbage_path = os.path.join(empty_dir, "garbage.keras")
+        with open(garbage_path, "w") as file:
+            file.write("not a zip file")
         for path, message in (
             (
                 os.path.join(empty_dir, "missing_dir"),
@@ -483,6 +510,7 @@ class LoadClassifierTest(TestCase):
             ),
             (missing, "No such file or directory"),
             (text_path, "Expected a .keras file"),
+            (garbage_path, "Could not load the model"),
             (empty_dir, "The directory holds no model.keras"),
             (backbone_path, "must be an IRevNetClassifier.*holding a IRevNet"),
         ):
