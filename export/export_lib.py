@@ -227,8 +227,11 @@ def models_config(
 def write_models_config(path: str, base_paths: dict[str, str]) -> None:
     """Writes `models_config(base_paths)` as a text proto to `path`."""
     text = text_format.MessageToString(models_config(base_paths))
-    with open(path, "w") as file:
+    # Replaced in one step: a server that polls the file never reads half.
+    staging = f"{path}.tmp"
+    with open(staging, "w") as file:
         file.write(text)
+    os.replace(staging, path)
 
 
 def next_version(output_dir: str, model_names: list[str]) -> int:
