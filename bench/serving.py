@@ -18,7 +18,9 @@ signatures from `tf.saved_model.load` (TensorFlow 2); "session" runs them
 with `Session.run` on the loaded MetaGraph, as `tensorflow_model_server`
 does (without its network and serialisation). For comparison, the authors'
 PyTorch code does about 130 (forward) and 127 (inverse) images/s for the
-CIFAR-10 model at batch 64 on this project's 2-core machines.
+CIFAR-10 model at batch 64 on this project's 2-core machines. TensorFlow's
+oneDNN kernels are off by default on these (AMD) CPUs; compare with
+`TF_ENABLE_ONEDNN_OPTS=1 python -m bench.serving ...`.
 """
 
 import json
@@ -247,6 +249,11 @@ def measure(
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "cpu_count": os.cpu_count(),
+                # oneDNN kernels: off by default on this project's AMD CPUs,
+                # 1.6-1.8x faster here when on (TF_ENABLE_ONEDNN_OPTS=1).
+                "TF_ENABLE_ONEDNN_OPTS": os.environ.get(
+                    "TF_ENABLE_ONEDNN_OPTS"
+                ),
             },
         }
     )
@@ -280,6 +287,8 @@ def markdown_table(report: dict) -> str:
             f"| {row['reconstruction_relative_error']:.1e} |"
         )
     pytorch = report["pytorch_images_per_second"]
+    onednn = report["environment"]["TF_ENABLE_ONEDNN_OPTS"]
+    lines[0] += f" TF_ENABLE_ONEDNN_OPTS={onednn or 'unset'}."
     lines.append(
         f"| authors' PyTorch (CIFAR-10, batch 64) | {pytorch['forward']} "
         f"| {pytorch['inverse']} | | | |"
