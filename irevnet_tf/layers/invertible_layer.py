@@ -1,16 +1,17 @@
 """The call/inverse contract shared by every invertible layer."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="irevnet_tf")
 class InvertibleLayer(keras.layers.Layer):
     """Base class of layers with an exact inverse.
 
-    Subclasses implement `_forward(inputs, training)` and
-    `_inverse(outputs, training)`. Both directions go through `__call__`, so
-    the inverse builds the layer, casts inputs, traces and exports exactly like
-    the forward pass.
+    Subclasses implement `_forward(inputs, training, **kwargs)` and
+    `_inverse(outputs, training, **kwargs)`. Both directions go through
+    `__call__`, so the inverse builds the layer, casts inputs, traces and
+    exports exactly like the forward pass.
 
     Inversion is exact only in inference mode: in training mode BatchNorm
     normalises with batch statistics, which the inverse cannot know, and a
@@ -22,16 +23,17 @@ class InvertibleLayer(keras.layers.Layer):
             layers that act on channel halves).
         inverse: bool. If True, apply the inverse map instead.
         training: bool or None. Passed to sublayers such as BatchNorm.
+        **kwargs: further arguments of a subclass's `_forward`/`_inverse`.
     """
 
-    def call(self, inputs, inverse=False, training=None):
+    def call(self, inputs, inverse=False, training=None, **kwargs):
         if inverse:
-            return self._inverse(inputs, training=training)
-        return self._forward(inputs, training=training)
+            return self._inverse(inputs, training=training, **kwargs)
+        return self._forward(inputs, training=training, **kwargs)
 
-    def inverse(self, outputs, training=False):
+    def inverse(self, outputs, training=False, **kwargs):
         """Maps outputs of this layer back to its inputs."""
-        return self(outputs, inverse=True, training=training)
+        return self(outputs, inverse=True, training=training, **kwargs)
 
     def _forward(self, inputs, training=None):
         raise NotImplementedError(
@@ -42,3 +44,40 @@ class InvertibleLayer(keras.layers.Layer):
         raise NotImplementedError(
             f"{type(self).__name__} must implement `_inverse`."
         )
+
+    def reconstruct_and_backprop(
+        self, outputs, output_gradients, training=True, **kwargs
+    ):
+        """Recovers the inputs from the outputs and backpropagates.
+
+        The step of memory-saving training: nothing of the forward pass was
+        stored, so the inputs are rebuilt with the exact inverse and the
+        vector-Jacobian product is taken on a recomputation.
+
+        This generic version inverts, then differentiates a recomputed
+        forward pass. It suits layers without training-mode state; layers
+        whose forward pass updates state (BatchNorm) must override it so that
+        the recomputation does not update it again.
+
+        Args:
+            outputs: the layer's outputs (tensor or pair).
+            output_gradients: gradients of the loss with respect to them.
+            training: the mode of the forward pass.
+            **kwargs: the further call arguments of the forward pass.
+
+        Returns:
+            `(inputs, input_gradients, variable_gradients)`, the last aligned
+            with `self.trainable_variables`.
+        """
+        inputs = self.inverse(outputs, training=training, **kwargs)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            recomputed = self(inputs, training=training, **kwargs)
+        input_gradients, variable_gradients = tape.gradient(
+            recomputed,
+            (inputs, variables),
+            output_gradients=output_gradients,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        return inputs, input_gradients, variable_gradients

@@ -1,6 +1,7 @@
 """The i-RevNet block: additive coupling with a bottleneck F."""
 
 import keras
+import tensorflow as tf
 
 from irevnet_tf.layers.channel_split import merge_channels
 from irevnet_tf.layers.channel_split import split_channels
@@ -50,6 +51,8 @@ class IRevNetBlock(InvertibleLayer):
             `(y1, y2)` of the block's outputs.
         inverse: bool, apply the inverse.
         training: bool or None, BatchNorm and dropout mode.
+        dropout_seed: optional seed tensor `(2,)` of `F`'s dropout mask; the
+            same seed gives the same mask (see `ResidualBottleneck`).
 
     Returns:
         Tuple `(y1, y2)`, each `(batch, H / strides, W / strides,
@@ -166,6 +169,11 @@ class IRevNetBlock(InvertibleLayer):
         )
 
     @property
+    def is_injective(self):
+        """Whether the block pads zeros: then its image is not everything."""
+        return self.padding is not None
+
+    @property
     def residual_channels(self):
         """Channels of `x2`, the input of `F`."""
         if self.padding is not None:
@@ -191,33 +199,86 @@ class IRevNetBlock(InvertibleLayer):
                 f"{tuple(halves[0].shape)} and {tuple(halves[1].shape)}"
             )
 
-    def _forward(self, inputs, training=None):
+    def _forward(self, inputs, training=None, dropout_seed=None):
         half = self.in_channels // 2
         self._check_halves(inputs, (half, self.in_channels - half), "(x1, x2)")
         x1, x2 = inputs
         if self.padding is not None:
             x1, x2 = split_channels(self.padding(merge_channels((x1, x2))))
-        fx2 = self.residual(x2, training=training)
-        if self.downsampling is not None:
-            x1 = self.downsampling(x1)
-            x2 = self.downsampling(x2)
-        return x2, fx2 + x1
+        fx2 = self.residual(x2, training=training, dropout_seed=dropout_seed)
+        return self._downsample(x2), self._downsample(x1) + fx2
 
-    def _inverse(self, outputs, training=None):
-        width = self.out_channels
-        self._check_halves(outputs, (width, width), "(y1, y2)")
+    def _inverse(self, outputs, training=None, dropout_seed=None):
+        self._check_halves(
+            outputs, (self.out_channels, self.out_channels), "(y1, y2)"
+        )
         y1, y2 = outputs
-        x2 = y1
-        if self.downsampling is not None:
-            x2 = self.downsampling.inverse(x2)
-        x1 = y2 - self.residual(x2, training=training)
-        if self.downsampling is not None:
-            x1 = self.downsampling.inverse(x1)
-        if self.padding is not None:
-            x1, x2 = split_channels(
-                self.padding.inverse(merge_channels((x1, x2)))
+        x2 = self._residual_input(y1)
+        fx2 = self.residual(x2, training=training, dropout_seed=dropout_seed)
+        return self._unpad((self._upsample(y2 - fx2), x2))
+
+    def reconstruct_and_backprop(
+        self, outputs, output_gradients, training=True, dropout_seed=None
+    ):
+        # RevNet's backward pass (Gomez et al. 2017, Algorithm 1): F is
+        # evaluated once, both to rebuild x1 and to take its vector-Jacobian
+        # product, without updating the BatchNorm statistics a second time.
+        y1, y2 = outputs
+        dy1, dy2 = output_gradients
+        x2 = self._residual_input(y1)
+        variables = self.residual.trainable_variables
+        with tf.GradientTape() as tape:
+            tape.watch(x2)
+            fx2 = self.residual(
+                x2,
+                training=training,
+                dropout_seed=dropout_seed,
+                update_statistics=False,
             )
-        return x1, x2
+        dx2, variable_gradients = tape.gradient(
+            fx2,
+            (x2, variables),
+            output_gradients=dy2,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        x1 = self._upsample(y2 - fx2)
+        # y1 = S(x2) and y2 = S(x1) + F(x2); S is a permutation, S^T = S^-1.
+        dx1 = self._upsample(dy2)
+        dx2 = dx2 + self._upsample(dy1)
+        # The padding's transpose drops the padded channels, like its inverse.
+        inputs = self._unpad((x1, x2))
+        input_gradients = self._unpad((dx1, dx2))
+        return inputs, input_gradients, variable_gradients
+
+    def _residual_input(self, y1):
+        """Recovers F's input x2 from y1 = S(x2), exactly zero where padded.
+
+        A reconstructed y1 carries rounding errors from the blocks above; on
+        the padded channels, which are zero by construction, F in training
+        mode would normalise these errors by their own tiny variance.
+        Projecting onto the image of the padding removes them.
+        """
+        x2 = self._upsample(y1)
+        if self.padding is None:
+            return x2
+        # Channels of x2 that hold input data; the rest is padding.
+        data = max(self.in_channels - self.out_channels, 0)
+        return keras.ops.concatenate(
+            [x2[..., :data], keras.ops.zeros_like(x2[..., data:])], axis=-1
+        )
+
+    def _downsample(self, x):
+        return x if self.downsampling is None else self.downsampling(x)
+
+    def _upsample(self, x):
+        if self.downsampling is None:
+            return x
+        return self.downsampling.inverse(x)
+
+    def _unpad(self, halves):
+        if self.padding is None:
+            return tuple(halves)
+        return split_channels(self.padding.inverse(merge_channels(halves)))
 
     def get_config(self):
         config = super().get_config()

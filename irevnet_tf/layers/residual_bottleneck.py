@@ -1,6 +1,9 @@
 """The residual function F of an i-RevNet block."""
 
 import keras
+import tensorflow as tf
+
+from irevnet_tf.layers.batch_normalization import BatchNormalization
 
 from irevnet_tf.layers.initializers import default_kernel_initializer
 
@@ -40,12 +43,17 @@ class ResidualBottleneck(keras.layers.Layer):
         kernel_initializer: initializer of the convolution kernels; None
             for PyTorch's default, which the authors trained with.
         kernel_regularizer: optional regularizer of the convolution kernels.
-        seed: optional int, seed of the dropout masks.
+        seed: optional int, seed of the dropout masks drawn when no
+            `dropout_seed` is given.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
         inputs: tensor `(batch, H, W, C)`.
         training: bool or None, BatchNorm and dropout mode.
+        dropout_seed: optional int tensor of shape `(2,)`, the seed of the
+            dropout mask; the same seed gives the same mask.
+        update_statistics: bool. False makes training mode leave the
+            BatchNorm moving statistics alone (for recomputation).
 
     Returns:
         Tensor `(batch, H / strides, W / strides, out_channels)`.
@@ -123,14 +131,14 @@ class ResidualBottleneck(keras.layers.Layer):
         self.conv1 = self._conv(middle, k1, strides, "conv1")
         self.bn2 = self._batch_norm("bn2")
         self.conv2 = self._conv(middle, k2, 1, "conv2")
-        self.dropout = keras.layers.Dropout(
-            dropout_rate, seed=seed, dtype=self.dtype_policy, name="dropout"
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if dropout_rate > 0 else None
         )
         self.bn3 = self._batch_norm("bn3")
         self.conv3 = self._conv(out_channels, k3, 1, "conv3")
 
     def _batch_norm(self, name):
-        return keras.layers.BatchNormalization(
+        return BatchNormalization(
             momentum=self.batch_norm_momentum,
             epsilon=self.batch_norm_epsilon,
             center=self.affine,
@@ -165,19 +173,30 @@ class ResidualBottleneck(keras.layers.Layer):
         for layer in (self.bn2, self.conv2, self.bn3, self.conv3):
             layer.build((batch, None, None, middle))
 
-    def call(self, inputs, training=None):
+    def call(
+        self, inputs, training=None, dropout_seed=None, update_statistics=True
+    ):
+        def norm_relu(norm, x):
+            x = norm(x, training=training, update_statistics=update_statistics)
+            return keras.ops.relu(x)
+
         x = inputs
         if self.bn1 is not None:
-            x = keras.ops.relu(self.bn1(x, training=training))
+            x = norm_relu(self.bn1, x)
         if self.strides == 2:
             p = self.kernel_sizes[0] // 2
             x = keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
         x = self.conv1(x)
-        x = keras.ops.relu(self.bn2(x, training=training))
-        x = self.conv2(x)
-        x = self.dropout(x, training=training)
-        x = keras.ops.relu(self.bn3(x, training=training))
-        return self.conv3(x)
+        x = self.conv2(norm_relu(self.bn2, x))
+        if training and self.dropout_rate > 0:
+            # Stateless dropout: the same seed gives the same mask, which
+            # memory-saving backprop needs to recompute F exactly.
+            if dropout_seed is None:
+                dropout_seed = self.seed_generator.next()
+            x = tf.nn.experimental.stateless_dropout(
+                x, self.dropout_rate, seed=dropout_seed
+            )
+        return self.conv3(norm_relu(self.bn3, x))
 
     def get_config(self):
         config = super().get_config()
