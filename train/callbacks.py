@@ -116,9 +116,11 @@ class ReconstructionImages(keras.callbacks.Callback):
         pixels = tf.clip_by_value(self.to_pixels(pair), 0.0, 1.0)
         with self.writer.as_default(step=epoch + 1):
             tf.summary.image(
-                "original | reconstruction",
+                "reconstructions",
                 pixels,
                 max_outputs=int(self.images.shape[0]),
+                description="Left: a test image x. Right: "
+                "inverse(features(x)), inference mode.",
             )
             tf.summary.scalar("reconstruction_error", float(np.mean(errors)))
         self.writer.flush()

@@ -16,7 +16,9 @@ class FitModel(keras.Model):
       cannot do for an `(images, labels)` pair. This wrapper is created
       outside the scope (the classifier's variables, created inside it, are
       mirrored all the same) and compiled and fitted inside it, so Keras
-      skips that step.
+      skips that step. That step also creates the optimizer's and the
+      metrics' variables; `build_for_training` does it instead (created
+      later, inside the replicated training step, they break it).
     - Keras averages the logs of the replicas with
       `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars.
       With `rank_one_logs=True`, `train_step` and `test_step` return every
@@ -33,6 +35,22 @@ class FitModel(keras.Model):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.rank_one_logs = rank_one_logs
+        self.built = classifier.built  # It owns no weights of its own.
+
+    def build_for_training(self, image_shape):
+        """Creates the optimizer's and compiled metrics' variables.
+
+        Call it after `compile`, inside the strategy's scope. It runs the
+        model, loss and metrics once on a zero image, then resets the
+        metrics.
+        """
+        images = tf.zeros((1, *image_shape), self.compute_dtype)
+        labels = tf.zeros((1,), tf.int32)
+        logits = self(images, training=False)
+        self.compute_loss(images, labels, logits, training=False)
+        self.compute_metrics(images, labels, logits, sample_weight=None)
+        self.reset_metrics()
+        self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)

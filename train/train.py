@@ -48,14 +48,10 @@ def _without_startup_noise():
                     print(line, file=sys.stderr)
 
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with _without_startup_noise():
-    import tensorflow as tf
-
-    tf.config.list_physical_devices("GPU")  # Probes CUDA once, quietly.
-    from train import train_lib
-    from train.configs import recipes
-    from train.configs.base import TrainConfig
+# Plain data: flags are checked before TensorFlow is imported.
+from train.configs import recipes  # noqa: E402
+from train.configs.base import STRATEGIES  # noqa: E402
+from train.configs.base import TrainConfig  # noqa: E402
 
 _DATASET = flags.DEFINE_string(
     "dataset",
@@ -111,7 +107,7 @@ _MEMORY_SAVING = flags.DEFINE_boolean(
 _STRATEGY = flags.DEFINE_enum(
     "strategy",
     "auto",
-    list(train_lib.STRATEGIES),
+    list(STRATEGIES),
     "tf.distribute strategy. auto: multi_worker if TF_CONFIG holds a "
     "cluster, mirrored with several GPUs, else one_device.",
 )
@@ -156,8 +152,15 @@ _EXPORT_DIR = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         _fail(f"Unexpected arguments: {' '.join(argv[1:])}")
-    # TensorFlow Datasets logs every pipeline it builds at INFO.
-    logging.set_verbosity(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _without_startup_noise():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # Probes CUDA, quietly.
+        from train import train_lib
+    # TensorFlow Datasets logs every pipeline it builds (INFO) and every
+    # dataset directory it looks into (WARNING).
+    logging.set_verbosity(logging.ERROR)
     config = TrainConfig(
         dataset=_DATASET.value,
         preset=_PRESET.value,

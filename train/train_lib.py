@@ -41,11 +41,11 @@ import irevnet_tf
 from irevnet_tf import datasets
 from train import callbacks as callbacks_lib
 from train.configs import recipes as recipes_lib
+from train.configs.base import STRATEGIES
 from train.configs.base import TrainConfig
 from train.fit_model import FitModel
 from train.optimizers import SGDWithL2
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 CONFIG_FILENAME = "config.json"
 METRICS_FILENAME = "metrics.json"
 MODEL_FILENAME = "model.keras"
@@ -436,6 +436,7 @@ def _set_up(config: TrainConfig) -> _Run:
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
+        trainee.build_for_training(info.image_shape)
     return _Run(
         config=config,
         recipe=recipe,

@@ -8,6 +8,9 @@ preset when the run starts (`train_lib.resolve_config`).
 
 import dataclasses
 
+# The `tf.distribute` strategies a run can use (see train_lib.make_strategy).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
 
 @dataclasses.dataclass
 class TrainConfig:

@@ -1,0 +1,384 @@
+"""The training program as users run it: real processes, real files."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from irevnet_tf.testing.test_case import TestCase
+from tests.datasets.digit_files import prepared_digits_dir
+from tests.datasets.digit_files import write_digit_folder
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# Generous: these processes share two cores with the rest of the suite.
+TIMEOUT = 900
+
+
+def environment(**extra):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def train_command(*flags):
+    return [sys.executable, "-m", "train.train", *flags]
+
+
+def run(*flags, env=None):
+    return subprocess.run(
+        train_command(*flags),
+        cwd=REPO,
+        env=env or environment(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def fresh_dir(test):
+    return tempfile.mkdtemp(dir=test.get_temp_dir())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def optimizer_steps(model_dir):
+    # The optimizer's step counter, as saved in the training state.
+    path = os.path.join(model_dir, "checkpoints", "state.weights.h5")
+    with h5py.File(path, "r") as f:
+        return int(f["optimizer"]["vars"]["0"][()])
+
+
+def digit_folder(test):
+    root = fresh_dir(test)
+    write_digit_folder(root, classes=(0, 1, 2), per_class=16)
+    return root
+
+
+# Flags of a tiny run on a folder of 48 digits.
+def tiny_folder_flags(root, model_dir):
+    return [
+        f"--dataset=folder:{root}",
+        "--preset=digits",
+        "--recipe=digits",
+        "--image_size=16",
+        f"--model_dir={model_dir}",
+        "--batch_size=8",
+        "--train_steps=4",
+        "--checkpoint_steps=2",
+        "--memory_saving=false",
+        "--seed=1",
+    ]
+
+
+@pytest.mark.large
+class DigitsRunTest(TestCase):
+    def test_short_digits_run_and_export(self):
+        model_dir = os.path.join(fresh_dir(self), "run")
+        export_dir = os.path.join(fresh_dir(self), "serving")
+        result = run(
+            f"--model_dir={model_dir}",
+            f"--data_dir={prepared_digits_dir()}",
+            "--epochs=2",
+            f"--export_dir={export_dir}",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertIn("Epoch 2/2", result.stdout)  # Keras's progress bar.
+        self.assertRegex(
+            result.stdout,
+            r"Test accuracy 0\.\d+ on 360 images; "
+            r"reconstruction error \S+",
+        )
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        # Two epochs of the default recipe already classify most digits.
+        self.assertGreater(metrics["test_accuracy"], 0.8)
+        self.assertEqual(metrics["test_examples"], 360)
+        self.assertEqual(metrics["reconstruction_examples"], 360)
+        self.assertLess(metrics["reconstruction_error"], 1e-5)
+        self.assertEqual((metrics["epochs"], metrics["steps"]), (2, 44))
+        self.assertGreater(metrics["wall_time_seconds"], 0)
+        with open(os.path.join(model_dir, "config.json")) as f:
+            config = json.load(f)
+        self.assertTrue(config["config"]["memory_saving"])
+        self.assertEqual(config["dataset"]["image_shape"], [16, 16, 1])
+        model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+        self.assertEqual(model.backbone.stage_depths, [2, 2, 2])
+        # The export program's layout: forward and inverse, version 1.
+        self.assertEqual(
+            metrics["export"]["forward_dir"],
+            os.path.join(export_dir, "irevnet_forward", "1"),
+        )
+        for key in ("forward_dir", "inverse_dir", "models_config"):
+            self.assertTrue(os.path.exists(metrics["export"][key]), key)
+
+
+@pytest.mark.large
+class KillAndResumeTest(TestCase):
+    def test_sigkill_mid_epoch_then_same_command_resumes(self):
+        model_dir = os.path.join(fresh_dir(self), "run")
+        flags = [
+            f"--model_dir={model_dir}",
+            f"--data_dir={prepared_digits_dir()}",
+            "--epochs=2",  # 22 steps per epoch, 44 in all.
+            "--checkpoint_steps=5",
+        ]
+        state = os.path.join(model_dir, "checkpoints", "state.weights.h5")
+        process = subprocess.Popen(
+            train_command(*flags),
+            cwd=REPO,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while not os.path.exists(state):
+                self.assertIsNone(process.poll(), "finished before a save")
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        self.assertEqual(process.returncode, -signal.SIGKILL)
+        saved = optimizer_steps(model_dir)
+        self.assertBetween(saved, 5, 43)  # A checkpoint inside the run...
+        self.assertFalse(os.path.exists(os.path.join(model_dir, "model.keras")))
+
+        result = run(*flags)  # ...and the same command again.
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn(
+            f"Resuming from the checkpoint at step {saved} of 44", result.stdout
+        )
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["initial_step"], saved)
+        self.assertEqual((metrics["epochs"], metrics["steps"]), (2, 44))
+        # Exactly the missing steps ran: an interrupted epoch is finished,
+        # not replayed from its start.
+        self.assertEqual(optimizer_steps(model_dir), 44)
+        self.assertGreater(metrics["test_accuracy"], 0.8)
+
+
+@pytest.mark.large
+class DistributedTest(TestCase):
+    def test_two_workers_finish_with_identical_weights(self):
+        root = digit_folder(self)
+        model_dir = os.path.join(fresh_dir(self), "run")
+        cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
+        processes = []
+        for index in range(2):
+            tf_config = {
+                "cluster": cluster,
+                "task": {"type": "worker", "index": index},
+            }
+            processes.append(
+                subprocess.Popen(
+                    train_command(
+                        *tiny_folder_flags(root, model_dir),
+                        "--strategy=multi_worker",
+                    ),
+                    cwd=REPO,
+                    env=environment(TF_CONFIG=json.dumps(tf_config)),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+        outputs = [p.communicate(timeout=TIMEOUT)[0] for p in processes]
+        for process, output in zip(processes, outputs):
+            self.assertEqual(process.returncode, 0, output[-3000:])
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.assertEqual(json.load(f)["replicas"], 2)
+        self.assertEqual(optimizer_steps(model_dir), 4)
+        chief = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+        worker = keras.saving.load_model(
+            os.path.join(model_dir, "workers", "worker-1", "model.keras")
+        )
+        # Every variable, BatchNorm moving statistics included.
+        names = [v.path for v in chief.weights]
+        self.assertEqual(names, [v.path for v in worker.weights])
+        for name, a, b in zip(names, chief.get_weights(), worker.get_weights()):
+            self.assertAllEqual(a, b, msg=name)
+        initial = keras.saving.load_model(
+            os.path.join(model_dir, "model.keras")
+        )
+        self.assertTrue(initial.backbone.synchronized_batch_norm)
+
+    def test_mirrored_on_two_logical_cpus(self):
+        root = digit_folder(self)
+        model_dir = os.path.join(fresh_dir(self), "run")
+        script = f"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from train import train_lib
+from train.configs.base import TrainConfig
+config = dict(dataset="folder:{root}", preset="digits", recipe="digits",
+              image_size=16, train_steps=3, strategy="mirrored",
+              model_dir="{model_dir}", memory_saving=False, verbose=0)
+try:
+    train_lib.train_and_evaluate(TrainConfig(batch_size=15, **config))
+except train_lib.UsageError as error:
+    print("USAGE_ERROR", error)
+metrics = train_lib.train_and_evaluate(TrainConfig(batch_size=8, **config))
+print("METRICS", json.dumps(metrics))
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn(
+            "USAGE_ERROR The global batch size 15 is not divisible by the 2 "
+            "replicas",
+            result.stdout,
+        )
+        metrics_line = [
+            line for line in result.stdout.splitlines() if "METRICS" in line
+        ]
+        metrics = json.loads(metrics_line[0].split(" ", 1)[1])
+        self.assertEqual(metrics["steps"], 3)
+        self.assertLess(metrics["reconstruction_error"], 1e-5)
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.assertEqual(json.load(f)["replicas"], 2)
+        self.assertEqual(optimizer_steps(model_dir), 3)
+
+
+@pytest.mark.large
+class BadInputTest(TestCase):
+    """One line on stderr, exit status 2, no traceback, nothing written."""
+
+    def test_bad_input(self):
+        base = fresh_dir(self)
+        empty = os.path.join(base, "empty")
+        os.makedirs(empty)
+        a_file = os.path.join(base, "notes.txt")
+        open(a_file, "w").close()
+        corrupt = os.path.join(base, "corrupt")
+        write_digit_folder(corrupt, classes=(0, 1), per_class=3)
+        broken = os.path.join(corrupt, "digit1", "broken.png")
+        with open(broken, "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\nnot an image")
+        unreadable = os.path.join(base, "unreadable")
+        write_digit_folder(unreadable, classes=(0, 1), per_class=3)
+        os.makedirs(os.path.join(unreadable, "digit0", "folder.jpg"))
+        manual = os.path.join(base, "manual")
+        os.makedirs(manual)
+        digits = f"--data_dir={prepared_digits_dir()}"
+        cases = {
+            "unknown_dataset": (["--dataset=mnist"], "Unknown dataset 'mnist'"),
+            "unknown_preset": (["--preset=resnet50"], "Unknown preset"),
+            "image_size": (["--image_size=30"], "is not divisible by 8"),
+            "imagenet_manual_dir": (
+                ["--dataset=imagenet2012", f"--manual_dir={manual}"],
+                "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar",
+            ),
+            "missing_folder": (
+                [f"--dataset=folder:{base}/nowhere"],
+                "does not exist",
+            ),
+            "empty_folder": (
+                [f"--dataset=folder:{empty}"],
+                "holds no class folders",
+            ),
+            "file_not_folder": (
+                [f"--dataset=folder:{a_file}"],
+                "is not a folder",
+            ),
+            "corrupt_image": (
+                [f"--dataset=folder:{corrupt}"],
+                f"Image {broken} cannot be read or decoded",
+            ),
+            "unreadable_image": (
+                [f"--dataset=folder:{unreadable}"],
+                "folder.jpg cannot be read",
+            ),
+            "batch_larger_than_data": (
+                ["--batch_size=5000", digits],
+                "larger than the 1437 training examples",
+            ),
+            "epochs_and_steps": (
+                ["--epochs=2", "--train_steps=3"],
+                "not both",
+            ),
+            "multi_worker_without_cluster": (
+                ["--strategy=multi_worker"],
+                "TF_CONFIG",
+            ),
+            "enum_flag": (
+                ["--recipe=fast"],
+                "flag --recipe=fast: value should be one of",
+            ),
+            "integer_flag": (["--batch_size=many"], "--batch_size"),
+            "stray_argument": (["train"], "Unexpected arguments: train"),
+        }
+
+        def attempt(name):
+            flags, message = cases[name]
+            model_dir = os.path.join(base, "runs", name)
+            result = run(f"--model_dir={model_dir}", *flags)
+            return name, message, model_dir, result
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(attempt, cases))
+        for name, message, model_dir, result in results:
+            with self.subTest(case=name):
+                lines = result.stderr.strip().splitlines()
+                self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+                self.assertLen(lines, 1, result.stderr[-2000:])
+                self.assertTrue(lines[0].startswith("train: error: "))
+                self.assertIn(message, lines[0])
+                self.assertFalse(os.path.exists(model_dir))
+
+    def test_other_settings_in_a_used_model_dir(self):
+        # A run's directory is not overwritten by a run of another model,
+        # and stays usable: the original command still resumes from it.
+        root = digit_folder(self)
+        model_dir = os.path.join(fresh_dir(self), "run")
+        flags = tiny_folder_flags(root, model_dir)
+        first = run(*flags)
+        self.assertEqual(first.returncode, 0, first.stderr[-3000:])
+        before = {
+            name: os.path.getmtime(os.path.join(model_dir, name))
+            for name in ("config.json", "model.keras", "metrics.json")
+        }
+        refused = run(*flags, "--preset=cifar10", "--image_size=32")
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn(
+            "holds a run with other settings: preset='digits' (now "
+            "'cifar10'), image_size=16 (now 32)",
+            refused.stderr,
+        )
+        for name, mtime in before.items():
+            self.assertEqual(
+                os.path.getmtime(os.path.join(model_dir, name)), mtime
+            )
+        again = run(*flags)
+        self.assertEqual(again.returncode, 0, again.stderr[-3000:])
+        self.assertIn("Training already finished", again.stdout)
+        self.assertIn(
+            "Resuming from the checkpoint at step 4 of 4", again.stdout
+        )
+        np.testing.assert_equal(optimizer_steps(model_dir), 4)
