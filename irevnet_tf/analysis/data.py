@@ -1,0 +1,217 @@
+"""Images for the analyses: dataset splits the model can take, and noise."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from irevnet_tf import datasets
+from irevnet_tf.datasets import loading as datasets_loading
+from irevnet_tf.models.loading import MODEL_FILENAME
+
+# Written by the training program beside model.keras: the recipe's
+# preprocessing and normalisation, which the analyses must reproduce.
+TRAINING_CONFIG_FILENAME = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """How images are read and prepared for the model.
+
+    Attributes:
+        dataset: a name `irevnet_tf.datasets.load` accepts ("digits",
+            "cifar10", "cifar100", "imagenet2012", "folder:PATH").
+        image_size: side of the images; None for the model's own size (or
+            the dataset's if the model takes any size).
+        preprocessing: evaluation transform style ("resize", "cifar",
+            "imagenet").
+        normalize: whether the model takes images normalised per channel.
+        data_dir: TensorFlow Datasets directory, None for the default.
+        manual_dir: imagenet2012's manual download directory.
+    """
+
+    dataset: str
+    image_size: int | None = None
+    preprocessing: str = "resize"
+    normalize: bool = False
+    data_dir: str | None = None
+    manual_dir: str | None = None
+
+
+def training_run_settings(model_path: str) -> dict:
+    """What the training run of `model_path` recorded about its inputs.
+
+    Reads the training program's `config.json` in the model directory (or
+    beside the `.keras` file).
+
+    Returns:
+        A dict with the keys "dataset", "preprocessing" and "normalize" that
+        the record holds; empty if there is no readable record.
+    """
+    directory = model_path if os.path.isdir(model_path) else None
+    if directory is None and os.path.basename(model_path) == MODEL_FILENAME:
+        directory = os.path.dirname(os.path.abspath(model_path))
+    if directory is None:
+        return {}
+    try:
+        with open(os.path.join(directory, TRAINING_CONFIG_FILENAME)) as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    try:
+        found["dataset"] = record["dataset"]["name"]
+        found["normalize"] = bool(record["dataset"]["normalized"])
+        found["preprocessing"] = record["recipe"]["preprocessing"]
+    except (KeyError, TypeError):
+        pass
+    return found
+
+
+def eval_split(dataset: str) -> str:
+    """The split a dataset is evaluated on: "test", or ImageNet's
+    "validation"."""
+    return datasets_loading.TFDS_DATASETS.get(dataset, {}).get(
+        "eval_split", "test"
+    )
+
+
+def load_split(
+    model, settings: DataSettings, split: str, max_examples: int | None = None
+) -> tuple[tf.data.Dataset, datasets.DatasetInfo]:
+    """A dataset split as the model takes it, in a fixed order.
+
+    Args:
+        model: an `IRevNetClassifier`.
+        settings: a `DataSettings`.
+        split: the split (or a TensorFlow Datasets slice).
+        max_examples: keep only the first this many examples.
+
+    Returns:
+        `(dataset, info)`: unbatched `(image, label)` pairs and the
+        `DatasetInfo` (its `num_examples` is the whole split's).
+
+    Raises:
+        ValueError: an unknown or unreadable dataset, or images the model
+            cannot take (other channels, or a size its strides do not
+            divide).
+    """
+    backbone = model.backbone
+    height, width, channels = backbone.image_shape
+    size = settings.image_size
+    if (
+        size is not None
+        and height is not None
+        and (size, size)
+        != (
+            height,
+            width,
+        )
+    ):
+        raise ValueError(
+            f"The model takes {height}x{width} images only. "
+            f"Received: image_size={size}"
+        )
+    if size is None and height is not None:
+        if height != width:
+            raise ValueError(
+                "The model takes non-square images, which the datasets do "
+                f"not give. Received: model image_shape={(height, width)}"
+            )
+        size = height
+    dataset, info = datasets.load(
+        settings.dataset,
+        split,
+        image_size=size,
+        preprocessing=settings.preprocessing,
+        normalize=settings.normalize,
+        data_dir=settings.data_dir,
+        manual_dir=settings.manual_dir,
+    )
+    if info.image_shape[-1] != channels:
+        raise ValueError(
+            f"The model takes images with {channels} channels; "
+            f"{settings.dataset} has {info.image_shape[-1]}. "
+            f"Received: dataset={settings.dataset!r}"
+        )
+    factor = backbone.downsampling_factor
+    if info.image_shape[0] % factor:
+        raise ValueError(
+            f"The model's strides divide the image size by {factor}; pass an "
+            f"--image_size it divides. Received: image_size="
+            f"{info.image_shape[0]}"
+        )
+    if max_examples is not None:
+        dataset = dataset.take(max_examples)
+    return dataset, info
+
+
+def split_size(info: datasets.DatasetInfo, max_examples: int | None) -> int:
+    """How many examples `load_split(..., max_examples)` yields."""
+    if max_examples is None:
+        return info.num_examples
+    return min(info.num_examples, max_examples)
+
+
+def first_examples(
+    dataset: tf.data.Dataset, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` images and labels of an unbatched dataset."""
+    images, labels = [], []
+    for image, label in dataset.take(count).as_numpy_iterator():
+        images.append(image)
+        labels.append(label)
+    if not images:
+        raise ValueError("The dataset split is empty. Received: an empty split")
+    return np.stack(images), np.asarray(labels)
+
+
+def uniform_noise(
+    shape: tuple, count: int, seed: int, batch_size: int
+) -> tf.data.Dataset:
+    """`count` images of i.i.d. uniform noise in [0, 1), in batches."""
+    rng = np.random.default_rng(seed)
+
+    def generate():
+        for start in range(0, count, batch_size):
+            n = min(batch_size, count - start)
+            yield rng.random((n,) + tuple(shape), dtype=np.float32)
+
+    return tf.data.Dataset.from_generator(
+        generate,
+        output_signature=tf.TensorSpec((None,) + tuple(shape), tf.float32),
+    )
+
+
+def image_shape(model, settings: DataSettings | None) -> tuple:
+    """The `(H, W, C)` images the model is analysed at."""
+    height, width, channels = model.backbone.image_shape
+    if height is not None:
+        return (height, width, channels)
+    size = settings.image_size if settings else None
+    if size is None:
+        raise ValueError(
+            "The model takes images of any size: pass --image_size. "
+            "Received: image_size=None"
+        )
+    if size % model.backbone.downsampling_factor:
+        raise ValueError(
+            "The model's strides divide the image size by "
+            f"{model.backbone.downsampling_factor}. Received: image_size={size}"
+        )
+    return (size, size, channels)
+
+
+def pixel_converter(info: datasets.DatasetInfo):
+    """`fn(images) -> numpy pixels` undoing the split's normalisation."""
+    return lambda images: np.asarray(info.denormalize(np.asarray(images)))
+
+
+def progress(iterable, total: int | None, description: str):
+    """A progress bar on terminals; silent when stderr is not a terminal."""
+    return tqdm(
+        iterable, total=total, desc=description, unit="batch", disable=None
+    )

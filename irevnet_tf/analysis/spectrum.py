@@ -1,0 +1,424 @@
+"""Singular values of the Jacobian of `Phi` at an image (paper, Figure 4).
+
+`J = dPhi/dx (x)` is a `D_out x D_in` matrix (`D_in = H * W * C` pixel
+values; `D_out = D_in` for a bijective model, more for an injective one).
+Its singular values, sorted and divided by the largest, show how much
+`Phi` contracts each direction around `x`; the cumulative energy
+`sum_{i<=k} s_i^2 / sum_i s_i^2` tells how much of `||J||_F^2` the first `k`
+directions hold.
+
+Two methods, both in inference mode (BatchNorm statistics fixed, no
+dropout, so `Phi` is one fixed function and every image of a batch is
+processed independently):
+- "exact": all `D_in` columns `J e_i` by forward-mode differentiation
+  (`tf.autodiff.ForwardAccumulator`), a batch of basis vectors at a time,
+  then a dense SVD. Memory is one batch of activations plus `J`.
+- "randomized": the top `k` values without forming `J`, by randomised
+  subspace iteration (Halko, Martinsson, Tropp 2011, Algorithm 4.4) with a
+  Rayleigh-Ritz step: products `J V` (forward mode) and `J^T U`
+  (`tf.GradientTape`, reverse mode) on `k + oversampling` vectors, repeated
+  until the top `k` estimates change by less than `tolerance`. The total
+  energy `||J||_F^2` is estimated from the first products
+  (`E ||J w||^2 = ||J||_F^2` for Gaussian `w`).
+"auto" picks "exact" up to `EXACT_MAX_DIM` pixel values (CIFAR's 3072)
+and "randomized" beyond (ImageNet's 150528).
+"""
+
+import numpy as np
+import tensorflow as tf
+from matplotlib import figure as figure_lib
+from scipy.sparse import linalg as sparse_linalg
+
+from irevnet_tf.analysis import data as data_lib
+from irevnet_tf.analysis import outputs
+
+METHODS = ("auto", "exact", "randomized")
+# Largest input ("auto") for which the dense Jacobian is formed: a
+# 4096 x 4096 float64 matrix (128 MiB) and its SVD take seconds.
+EXACT_MAX_DIM = 4096
+
+
+class JacobianOperator(sparse_linalg.LinearOperator):
+    """`J = dPhi/dx` at one image as a scipy `LinearOperator`, matrix-free.
+
+    `J @ V` runs forward-mode products and `J.T @ U` reverse-mode ones, on
+    `batch_size` vectors per pass: the image is repeated along the batch
+    axis, one tangent (or cotangent) per copy. Vectors are flattened
+    images (columns of length `D_in`) or flattened features (`D_out`).
+
+    Args:
+        backbone: an `IRevNet`.
+        image: one image `(H, W, C)`.
+        batch_size: vectors per forward pass.
+    """
+
+    def __init__(self, backbone, image, batch_size: int = 32):
+        dtype = tf.as_dtype(backbone.compute_dtype)
+        self.image = tf.constant(np.asarray(image)[None], dtype)
+        self.input_shape = tuple(self.image.shape[1:])
+        self.output_shape = tuple(
+            backbone(self.image, training=False).shape[1:]
+        )
+        self.batch_size = batch_size
+        self.passes = 0
+
+        @tf.function(reduce_retracing=True)
+        def jvp(image, tangents):
+            images = tf.repeat(image, tf.shape(tangents)[0], axis=0)
+            with tf.autodiff.ForwardAccumulator(images, tangents) as acc:
+                features = backbone(images, training=False)
+            return acc.jvp(features)
+
+        @tf.function(reduce_retracing=True)
+        def vjp(image, cotangents):
+            images = tf.repeat(image, tf.shape(cotangents)[0], axis=0)
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                features = backbone(images, training=False)
+            return tape.gradient(features, images, output_gradients=cotangents)
+
+        self._jvp, self._vjp, self._dtype = jvp, vjp, dtype
+        shape = (
+            int(np.prod(self.output_shape)),
+            int(np.prod(self.input_shape)),
+        )
+        super().__init__(dtype=np.float64, shape=shape)
+
+    def _apply(self, product, vectors, shape):
+        columns = []
+        for start in range(0, vectors.shape[1], self.batch_size):
+            chunk = vectors[:, start : start + self.batch_size].T
+            chunk = tf.constant(chunk.reshape((-1,) + shape), self._dtype)
+            result = product(self.image, chunk).numpy()
+            columns.append(result.reshape(len(result), -1).T)
+            self.passes += 1
+        return np.concatenate(columns, axis=1).astype(np.float64)
+
+    def _matmat(self, vectors):
+        return self._apply(self._jvp, np.asarray(vectors), self.input_shape)
+
+    def _rmatmat(self, vectors):
+        return self._apply(self._vjp, np.asarray(vectors), self.output_shape)
+
+    def _matvec(self, vector):
+        return self._matmat(np.reshape(vector, (-1, 1)))[:, 0]
+
+    def _rmatvec(self, vector):
+        return self._rmatmat(np.reshape(vector, (-1, 1)))[:, 0]
+
+    def dense(self, progress=None) -> np.ndarray:
+        """The whole `D_out x D_in` Jacobian, `batch_size` columns a pass."""
+        size = self.shape[1]
+        starts = range(0, size, self.batch_size)
+        if progress is not None:
+            starts = progress(starts, len(starts), "Jacobian columns")
+        columns = []
+        for start in starts:
+            n = min(self.batch_size, size - start)
+            basis = np.zeros((size, n))
+            basis[start + np.arange(n), np.arange(n)] = 1.0
+            columns.append(self._matmat(basis))
+        return np.concatenate(columns, axis=1)
+
+
+def exact_singular_values(operator: JacobianOperator, progress=None) -> dict:
+    """All singular values of `J`, from the dense matrix, descending."""
+    jacobian = operator.dense(progress)
+    values = np.linalg.svd(jacobian, compute_uv=False)
+    return {
+        "singular_values": values,
+        "total_energy": float(np.sum(values**2)),
+    }
+
+
+def randomized_singular_values(
+    operator: sparse_linalg.LinearOperator,
+    top_k: int,
+    oversampling: int = 10,
+    max_iterations: int = 30,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+    progress=None,
+) -> dict:
+    """The `top_k` largest singular values by randomised subspace iteration.
+
+    Args:
+        operator: `J` as a `LinearOperator` with `matmat` and `rmatmat`.
+        top_k: how many values.
+        oversampling: extra vectors beyond `top_k` (better accuracy for the
+            last of the top values).
+        max_iterations: most products with `J^T` (each after one with `J`).
+        tolerance: stop when no top value changes by more than this
+            fraction of itself between two iterations.
+        seed: seeds the Gaussian start vectors.
+        progress: optional `fn(iterable, total, description)`.
+
+    Returns:
+        A dict: "singular_values" (descending, `top_k`), "iterations",
+        "relative_change" (of the last iteration; None after one),
+        "total_energy" (estimate of `||J||_F^2`) and
+        "total_energy_stderr" (its standard error).
+    """
+    rows, cols = operator.shape
+    if not 1 <= top_k <= min(rows, cols):
+        raise ValueError(
+            f"`top_k` must lie between 1 and min(D_out, D_in) = "
+            f"{min(rows, cols)}. Received: top_k={top_k}"
+        )
+    width = min(top_k + oversampling, min(rows, cols))
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal((cols, width))
+    image = operator.matmat(start)
+    # Unbiased estimate of ||J||_F^2: E ||J w||^2 over Gaussian w.
+    energies = np.sum(image**2, axis=0)
+    basis, _ = np.linalg.qr(image)
+    previous, change, values = None, None, None
+    iterations = range(1, max_iterations + 1)
+    if progress is not None:
+        iterations = progress(iterations, max_iterations, "subspace iteration")
+    for iteration in iterations:
+        # Rayleigh-Ritz: the singular values of Q^T J = (J^T Q)^T.
+        transposed = operator.rmatmat(basis)
+        values = np.linalg.svd(transposed, compute_uv=False)[:top_k]
+        if previous is not None:
+            change = float(np.max(np.abs(values - previous) / values))
+            if change <= tolerance:
+                break
+        previous = values
+        if iteration == max_iterations:
+            break
+        right, _ = np.linalg.qr(transposed)
+        basis, _ = np.linalg.qr(operator.matmat(right))
+    return {
+        "singular_values": values,
+        "iterations": iteration,
+        "relative_change": change,
+        "total_energy": float(np.mean(energies)),
+        "total_energy_stderr": float(
+            np.std(energies, ddof=1) / np.sqrt(width) if width > 1 else np.nan
+        ),
+    }
+
+
+def choose_method(method: str, input_dimensions: int) -> str:
+    """Resolves "auto" by input size; validates the name."""
+    if method not in METHODS:
+        raise ValueError(
+            f"Unknown method; expected one of {', '.join(METHODS)}. "
+            f"Received: method={method!r}"
+        )
+    if method == "auto":
+        return "exact" if input_dimensions <= EXACT_MAX_DIM else "randomized"
+    return method
+
+
+def jacobian_spectrum(
+    model,
+    image,
+    method: str = "auto",
+    top_k: int = 100,
+    oversampling: int = 10,
+    max_iterations: int = 30,
+    tolerance: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress=None,
+) -> dict:
+    """Normalised, sorted singular values of `dPhi/dx` at `image`.
+
+    Args:
+        model: an `IRevNetClassifier` (its backbone is `Phi`).
+        image: one image `(H, W, C)` as the model takes it.
+        method: "auto", "exact" or "randomized" (see the module docstring).
+        top_k: values the randomized method finds (the exact one finds all).
+        oversampling, max_iterations, tolerance, seed: of the randomized
+            method (`randomized_singular_values`).
+        batch_size: vectors per forward pass.
+        progress: optional `fn(iterable, total, description)`.
+
+    Returns:
+        A dict: "method", "input_dimensions", "output_dimensions",
+        "singular_values" (descending), "normalized" (divided by the
+        largest), "energy_fraction" (cumulative `s_i^2` over the total, one
+        per value), "total_energy" (`||J||_F^2`, estimated if randomized),
+        "passes" (batched forward passes), and for the randomized method
+        "iterations", "relative_change", "total_energy_stderr".
+    """
+    operator = JacobianOperator(model.backbone, image, batch_size)
+    method = choose_method(method, operator.shape[1])
+    if method == "exact":
+        result = exact_singular_values(operator, progress)
+    else:
+        result = randomized_singular_values(
+            operator,
+            top_k,
+            oversampling=oversampling,
+            max_iterations=max_iterations,
+            tolerance=tolerance,
+            seed=seed,
+            progress=progress,
+        )
+    values = result["singular_values"]
+    result.update(
+        method=method,
+        input_dimensions=operator.shape[1],
+        output_dimensions=operator.shape[0],
+        normalized=values / values[0],
+        energy_fraction=np.cumsum(values**2) / result["total_energy"],
+        passes=operator.passes,
+    )
+    return result
+
+
+def plot_spectrum(spectra: list, labels: list, title: str) -> figure_lib.Figure:
+    """Normalised singular values and cumulative energy, one line per image."""
+    fig = figure_lib.Figure(figsize=(11, 4.5), layout="constrained")
+    values_ax, energy_ax = fig.subplots(1, 2)
+    for index, (spectrum, label) in enumerate(zip(spectra, labels)):
+        rank = np.arange(1, len(spectrum["normalized"]) + 1)
+        values_ax.plot(
+            rank, spectrum["normalized"], color=f"C{index}", label=label
+        )
+        energy_ax.plot(
+            rank, spectrum["energy_fraction"], color=f"C{index}", label=label
+        )
+    values_ax.set_yscale("log")
+    values_ax.set_xlabel("index i (sorted)")
+    values_ax.set_ylabel("singular value s_i / s_1")
+    values_ax.set_title("Normalised singular values of dPhi/dx")
+    energy_ax.set_xlabel("k")
+    energy_ax.set_ylabel("energy fraction sum_{i<=k} s_i^2 / ||J||_F^2")
+    energy_ax.set_ylim(0, 1.05)
+    energy_ax.set_title("Cumulative energy")
+    for ax in (values_ax, energy_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def run_spectrum(
+    model,
+    output_dir: str,
+    model_name: str = "model",
+    settings: data_lib.DataSettings | None = None,
+    split: str | None = None,
+    num_images: int = 1,
+    first_index: int = 0,
+    method: str = "auto",
+    top_k: int = 100,
+    oversampling: int = 10,
+    max_iterations: int = 30,
+    tolerance: float = 1e-4,
+    energy_k=(1, 10, 100),
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict:
+    """Jacobian spectra at a few images; writes spectrum.json/.png.
+
+    Args:
+        model: an `IRevNetClassifier`.
+        output_dir: where the outputs go.
+        model_name: how the outputs name the model.
+        settings: a `DataSettings`, or None for uniform-noise images.
+        split: the dataset split; None for the dataset's evaluation split.
+        num_images: how many images, from `first_index` on.
+        first_index: index of the first image in the split.
+        method, top_k, oversampling, max_iterations, tolerance, batch_size:
+            as in `jacobian_spectrum`.
+        energy_k: the `k` at which the record reports the energy fraction.
+        seed: seeds the randomized method (and the noise).
+
+    Returns:
+        The record written to spectrum.json.
+    """
+    if not isinstance(num_images, int) or num_images < 1 or first_index < 0:
+        raise ValueError(
+            "`num_images` must be positive and `first_index` non-negative. "
+            f"Received: num_images={num_images!r}, first_index={first_index!r}"
+        )
+    record = {
+        "analysis": "spectrum",
+        "model": outputs.model_record(model, model_name),
+    }
+    if settings is not None:
+        split = split or data_lib.eval_split(settings.dataset)
+        count = first_index + num_images
+        dataset, info = data_lib.load_split(model, settings, split, count)
+        images, labels = data_lib.first_examples(dataset, count)
+        if len(images) < count:
+            raise ValueError(
+                f"{settings.dataset} {split} has {len(images)} images. "
+                f"Received: first_index={first_index}, num_images={num_images}"
+            )
+        images, labels = images[first_index:], labels[first_index:]
+        names = [
+            f"{settings.dataset} {split} #{first_index + i} (class {label})"
+            for i, label in enumerate(labels)
+        ]
+        record["data"] = outputs.data_record(settings, info, split, num_images)
+        source = f"{settings.dataset} {split}"
+    else:
+        shape = data_lib.image_shape(model, None)
+        images = np.random.default_rng(seed).random(
+            (num_images,) + shape, dtype=np.float32
+        )
+        names = [f"uniform noise #{i}" for i in range(num_images)]
+        record["noise"] = {
+            "distribution": "uniform in [0, 1) in the model's input space",
+            "image_shape": list(shape),
+            "seed": seed,
+        }
+        source = "uniform noise"
+    spectra = []
+    for image in images:
+        spectra.append(
+            jacobian_spectrum(
+                model,
+                image,
+                method=method,
+                top_k=top_k,
+                oversampling=oversampling,
+                max_iterations=max_iterations,
+                tolerance=tolerance,
+                batch_size=batch_size,
+                seed=seed,
+                progress=data_lib.progress,
+            )
+        )
+    record["images"] = [
+        dict(
+            spectrum,
+            image=name,
+            energy_fraction_at={
+                k: float(spectrum["energy_fraction"][k - 1])
+                for k in energy_k
+                if 1 <= k <= len(spectrum["energy_fraction"])
+            },
+        )
+        for name, spectrum in zip(names, spectra)
+    ]
+    record["notes"] = {
+        "jacobian": (
+            "J = dPhi/dx at each image, D_out x D_in, inference mode; "
+            "'normalized' is s_i / s_1"
+        ),
+        "energy_fraction": (
+            "cumulative sum of s_i^2 divided by total_energy = ||J||_F^2 "
+            "(for 'randomized': an unbiased estimate from Gaussian probes, "
+            "with its standard error, so fractions may exceed 1 slightly)"
+        ),
+        "randomized": (
+            "top_k values by randomised subspace iteration with Rayleigh-"
+            "Ritz, stopped when no value changed by more than the "
+            "tolerance (relative) in one iteration"
+        ),
+    }
+    method_name = spectra[0]["method"]
+    fig = plot_spectrum(
+        spectra,
+        names,
+        f"Jacobian spectrum of {model_name} at {source} ({method_name})",
+    )
+    outputs.write_outputs(output_dir, "spectrum", record, fig)
+    return record

@@ -1,0 +1,60 @@
+"""`load_classifier`: an `IRevNetClassifier` from a `.keras` file or run."""
+
+import os
+
+import keras
+
+from irevnet_tf.models.irevnet_classifier import IRevNetClassifier
+
+# The file a training `--model_dir` holds its final model in.
+MODEL_FILENAME = "model.keras"
+
+
+def load_classifier(path: str) -> IRevNetClassifier:
+    """Loads an `IRevNetClassifier` saved with `model.save`.
+
+    Args:
+        path: a `.keras` file, or a training `--model_dir` that holds
+            `model.keras`.
+
+    Returns:
+        The classifier, without optimizer or loss (`compile=False`).
+
+    Raises:
+        ValueError: if there is no such file, it cannot be read as a Keras
+            model, or it holds another kind of model.
+    """
+    if os.path.isdir(path):
+        model_dir, path = path, os.path.join(path, MODEL_FILENAME)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"The directory holds no {MODEL_FILENAME}: expected a .keras "
+                "file or a training --model_dir with the final model in "
+                f"{MODEL_FILENAME}. Received: model={model_dir}"
+            )
+    elif not os.path.isfile(path):
+        raise ValueError(
+            "No such file or directory: expected a .keras file or a training "
+            f"--model_dir. Received: model={path}"
+        )
+    elif not path.endswith(".keras"):
+        raise ValueError(
+            "Expected a .keras file (saved with `model.save`) or a training "
+            f"--model_dir. Received: model={path}"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001
+        # Keras raises ValueError, KeyError (a zip without config.json),
+        # TypeError (an unknown class) or OSError for unreadable files.
+        reason = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"Could not load the model: {type(error).__name__}: {reason} "
+            f"Received: model={path}"
+        ) from error
+    if not isinstance(model, IRevNetClassifier):
+        raise ValueError(
+            "The model must be an IRevNetClassifier. Received: "
+            f"model={path} holding a {type(model).__name__}"
+        )
+    return model
