@@ -2,6 +2,7 @@
 
 import keras
 
+from irevnet_tf.layers.batch_normalization import BatchNormalization
 from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.models.irevnet import HEAD_KEYS
 from irevnet_tf.models.irevnet import IRevNet
@@ -64,7 +65,7 @@ class IRevNetClassifier(keras.Model):
         self.backbone = backbone
         self.num_classes = num_classes
         self.head_batch_norm_momentum = head_batch_norm_momentum
-        self.head_norm = keras.layers.BatchNormalization(
+        self.head_norm = BatchNormalization(
             momentum=head_batch_norm_momentum,
             epsilon=backbone.batch_norm_epsilon,
             synchronized=backbone.synchronized_batch_norm,

@@ -32,6 +32,27 @@ IREVNET301 = {
 # the 1x1-3x3-1x1 bottlenecks that section 3.2 describes (29M parameters).
 IREVNET300 = dict(IREVNET301, kernel_sizes=[1, 3, 1])
 
+# The paper's injective model (a) of Table 1, reconstructed from section 3.2,
+# which gives its layout but not every width: a 4x4 invertible down-sampling
+# takes 224x224x3 images to 56x56x48; the first block pads them with zeros
+# to 96 channels (two halves of 48); blocks 15, 27 and 45 (counting from 1)
+# down-sample, taking the halves to 192, 768 and 3072 channels; 56 blocks
+# in all, so stages of 14, 12, 18 and 12 blocks, with the paper's
+# 1x1-3x3-1x1 bottlenecks of middle width out_channels / 4. That gives
+# 136,533,928 parameters, not the paper's 181M, which no layout consistent
+# with these numbers and the authors' block reproduces exactly (3x3-3x3-3x3
+# bottlenecks give 618,788,776): the paper must use wider bottlenecks in
+# some stages, which it does not state.
+IREVNET_INJECTIVE = {
+    "stage_depths": [14, 12, 18, 12],
+    "stage_filters": [48, 192, 768, 3072],
+    "stage_strides": [1, 2, 2, 2],
+    "initial_block_size": 4,
+    "kernel_sizes": [1, 3, 1],
+    "image_shape": [224, 224, 3],
+    "num_classes": 1000,
+}
+
 # A small model for scikit-learn's 8x8 handwritten digits upsampled to 16x16
 # (the training program's default): 16x16x1 images go through a 2x2
 # invertible down-sampling to 8x8x4, then the CIFAR-10 layout with 2 blocks
@@ -50,4 +71,5 @@ PRESETS = {
     "digits": DIGITS,
     "irevnet301": IREVNET301,
     "irevnet300": IREVNET300,
+    "irevnet_injective": IREVNET_INJECTIVE,
 }

@@ -19,6 +19,8 @@ class IRevNetClassifierTest(TestCase):
             "cifar10": 6_274_826,
             "irevnet301": 125_120_356,
             "irevnet300": 29_201_092,
+            # Our reconstruction of the paper's model (a): see the preset.
+            "irevnet_injective": 136_533_928,
         }
         for preset, count in expected.items():
             with self.subTest(preset=preset):
