@@ -45,7 +45,7 @@ def manual_dir_with_archives(test):
 
 class ResolveConfigTest(TestCase):
     @parameterized.named_parameters(
-        ("digits", "digits", "digits", "digits", 16, 64, 15, None),
+        ("digits", "digits", "digits", "digits", 16, 64, 20, None),
         ("cifar10", "cifar10", "cifar", "cifar10", 32, 128, 200, None),
         ("cifar100", "cifar100", "cifar", "cifar10", 32, 128, 200, None),
         (

@@ -81,14 +81,14 @@ IMAGENET = Recipe(
     normalize=True,
 )
 
-# scikit-learn's digits with the small "digits" preset: reaches 98-99% test
-# accuracy in about a minute on 2 CPU cores. No augmentation (flips and
-# crops change digits); pixels in [0, 1], so the exported model takes
-# plain images.
+# scikit-learn's digits with the small "digits" preset: 97.8% to 99.4% test
+# accuracy over seeds 0-4 (15 epochs: 97.2% to 98.9%), in about a minute on 2
+# CPU cores. No augmentation (flips and crops change digits); pixels in
+# [0, 1], so the exported model takes plain images.
 DIGITS = Recipe(
     name="digits",
     batch_size=64,
-    epochs=15,
+    epochs=20,
     train_steps=None,
     learning_rate=0.1,
     momentum=0.9,
