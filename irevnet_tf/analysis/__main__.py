@@ -331,13 +331,13 @@ def data_settings(args) -> data_lib.DataSettings | None:
 
 def run(args) -> str:
     """Runs the subcommand; returns a one-line summary."""
+    model = load_classifier(args.model)
     settings = data_settings(args)
     if settings is None and args.command not in ("reconstruction", "spectrum"):
         raise ValueError(
             f"{args.command} needs images: pass --dataset (the model records "
             "no training dataset). Received: dataset=None"
         )
-    model = load_classifier(args.model)
     common = dict(
         output_dir=args.output_dir,
         model_name=os.path.basename(os.path.normpath(args.model)),

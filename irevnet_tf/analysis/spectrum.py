@@ -24,6 +24,8 @@ processed independently):
 and "randomized" beyond (ImageNet's 150528).
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 from matplotlib import figure as figure_lib
@@ -36,6 +38,35 @@ METHODS = ("auto", "exact", "randomized")
 # Largest input ("auto") for which the dense Jacobian is formed: a
 # 4096 x 4096 float64 matrix (128 MiB) and its SVD take seconds.
 EXACT_MAX_DIM = 4096
+
+
+# Traced product functions per backbone, shared by its operators (one trace
+# serves every image).
+_PRODUCTS = weakref.WeakKeyDictionary()
+
+
+def _products(backbone):
+    """`(jvp, vjp)`: `tf.function`s of `(image, vectors)` for `backbone`."""
+    if backbone in _PRODUCTS:
+        return _PRODUCTS[backbone]
+
+    @tf.function(reduce_retracing=True)
+    def jvp(image, tangents):
+        images = tf.repeat(image, tf.shape(tangents)[0], axis=0)
+        with tf.autodiff.ForwardAccumulator(images, tangents) as acc:
+            features = backbone(images, training=False)
+        return acc.jvp(features)
+
+    @tf.function(reduce_retracing=True)
+    def vjp(image, cotangents):
+        images = tf.repeat(image, tf.shape(cotangents)[0], axis=0)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            features = backbone(images, training=False)
+        return tape.gradient(features, images, output_gradients=cotangents)
+
+    _PRODUCTS[backbone] = (jvp, vjp)
+    return jvp, vjp
 
 
 class JacobianOperator(sparse_linalg.LinearOperator):
@@ -61,23 +92,8 @@ class JacobianOperator(sparse_linalg.LinearOperator):
         )
         self.batch_size = batch_size
         self.passes = 0
-
-        @tf.function(reduce_retracing=True)
-        def jvp(image, tangents):
-            images = tf.repeat(image, tf.shape(tangents)[0], axis=0)
-            with tf.autodiff.ForwardAccumulator(images, tangents) as acc:
-                features = backbone(images, training=False)
-            return acc.jvp(features)
-
-        @tf.function(reduce_retracing=True)
-        def vjp(image, cotangents):
-            images = tf.repeat(image, tf.shape(cotangents)[0], axis=0)
-            with tf.GradientTape() as tape:
-                tape.watch(images)
-                features = backbone(images, training=False)
-            return tape.gradient(features, images, output_gradients=cotangents)
-
-        self._jvp, self._vjp, self._dtype = jvp, vjp, dtype
+        self._jvp, self._vjp = _products(backbone)
+        self._dtype = dtype
         shape = (
             int(np.prod(self.output_shape)),
             int(np.prod(self.input_shape)),
