@@ -136,6 +136,12 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
         self.memory_saving = memory_saving
+        # XLA fuses the reconstruction arithmetic with the forward pass and
+        # keeps block outputs alive: measured on the CPU, the peak of 32
+        # blocks is 2/3 of plain autodiff's instead of flat. So `compile`'s
+        # default jit_compile="auto" leaves memory-saving models unjitted
+        # (an explicit jit_compile=True still compiles them, correctly).
+        self.supports_jit = not memory_saving
         # One draw per training step; every block derives its own mask seed
         # from it, so a recomputation can replay the masks exactly.
         self.seed_generator = (

@@ -205,6 +205,12 @@ class MemorySavingTest(TestCase):
         model.save(path)
         self.assertFalse(keras.saving.load_model(path).backbone.memory_saving)
 
+    def test_compile_auto_leaves_memory_saving_models_unjitted(self):
+        # compile(jit_compile="auto") turns XLA on with a GPU unless a layer
+        # says it does not support it; under XLA memory would not stay flat.
+        self.assertFalse(IRevNet(**CIFAR_LIKE).supports_jit)
+        self.assertTrue(IRevNet(memory_saving=False, **CIFAR_LIKE).supports_jit)
+
     def test_activation_memory_stays_flat_with_depth(self):
         # Peak memory of one graph-mode training step, measured in a fresh
         # process (the CPU allocator's statistics need an environment
