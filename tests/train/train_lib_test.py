@@ -266,6 +266,7 @@ class TrainAndEvaluateTest(TestCase):
                 TrainConfig(
                     dataset="cifar10",
                     preset="digits",
+                    memory_saving=False,
                     image_size=16,
                     batch_size=8,
                     train_steps=2,
@@ -286,6 +287,7 @@ class TrainAndEvaluateTest(TestCase):
                 TrainConfig(
                     dataset="imagenet2012",
                     preset="digits",
+                    memory_saving=False,
                     image_size=32,
                     batch_size=8,
                     train_steps=2,
@@ -333,6 +335,22 @@ class TrainAndEvaluateTest(TestCase):
                 TrainConfig(preset="tiny", model_dir=model_dir)
             )
         self.assertFalse(os.path.exists(model_dir))
+
+    def test_batch_larger_than_the_training_set(self):
+        with self.assertRaisesRegex(
+            train_lib.UsageError, "larger than the 1437 training examples"
+        ):
+            train_lib.train_and_evaluate(
+                TrainConfig(
+                    batch_size=5000,
+                    model_dir=os.path.join(fresh_dir(self), "run"),
+                    data_dir=prepared_digits_dir(),
+                )
+            )
+
+    def test_multi_worker_needs_a_cluster(self):
+        with self.assertRaisesRegex(ValueError, "TF_CONFIG"):
+            train_lib.make_strategy("multi_worker")
 
     def test_resume_with_other_settings_is_refused(self):
         model_dir = fresh_dir(self)
