@@ -160,10 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch_size",
         type=_positive_int,
         default=64,
-        help="Images (or Jacobian products) per forward pass.",
+        help="Images (or Jacobian products) per forward pass. Default: "
+        "%(default)s.",
     )
     common.add_argument(
-        "--seed", type=_int, default=0, help="Seeds noise, pairs, solvers."
+        "--seed",
+        type=_int,
+        default=0,
+        help="Seeds noise, pairs, solvers. Default: %(default)s.",
     )
 
     parser = _Parser(
@@ -178,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruction",
         parents=[common],
         help="||x - Phi^-1(Phi x)|| / ||x|| on noise and images.",
+        description=reconstruction.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
         "--num_examples",
@@ -188,19 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--num_noise",
         type=_non_negative_int,
         default=1000,
-        help="Uniform-noise images; 0 for none.",
+        help="Uniform-noise images; 0 for none. Default: %(default)s.",
     )
 
     command = commands.add_parser(
         "interpolate",
         parents=[common],
         help="Images along Phi^-1((1-t) Phi x0 + t Phi x1).",
+        description=interpolation.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
-        "--num_pairs", type=_positive_int, default=4, help="Random pairs."
+        "--num_pairs",
+        type=_positive_int,
+        default=4,
+        help="Random pairs. Default: %(default)s.",
     )
     command.add_argument(
-        "--steps", type=_positive_int, default=9, help="Values of t, >= 2."
+        "--steps",
+        type=_positive_int,
+        default=9,
+        help="Values of t, >= 2. Default: %(default)s.",
     )
     command.add_argument(
         "--pairs",
@@ -232,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--svm_c",
             type=_positive_float,
             default=1.0,
-            help="Regularisation parameter C of the linear SVM.",
+            help="Regularisation parameter C of the linear SVM. Default: "
+            "%(default)s.",
         )
         if name == "separability":
             command.add_argument(
@@ -258,15 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
         "spectrum",
         parents=[common],
         help="Singular values of the Jacobian of Phi at images.",
+        description=spectrum.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
-        "--num_images", type=_positive_int, default=1, help="Images."
+        "--num_images",
+        type=_positive_int,
+        default=1,
+        help="Images analysed. Default: %(default)s.",
     )
     command.add_argument(
         "--first_index",
         type=_non_negative_int,
         default=0,
-        help="Index of the first image in the split.",
+        help="Index of the first image in the split. Default: %(default)s.",
     )
     command.add_argument(
         "--method",
@@ -279,31 +299,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--top_k",
         type=_positive_int,
         default=100,
-        help="Singular values the randomized method finds.",
+        help="Singular values the randomized method finds. Default: "
+        "%(default)s.",
     )
     command.add_argument(
         "--oversampling",
         type=_non_negative_int,
         default=10,
-        help="Extra vectors of the randomized method.",
+        help="Extra vectors of the randomized method. Default: %(default)s.",
     )
     command.add_argument(
         "--max_iterations",
         type=_positive_int,
         default=30,
-        help="Iterations of the randomized method at most.",
+        help="Iterations of the randomized method at most. Default: "
+        "%(default)s.",
     )
     command.add_argument(
         "--tolerance",
         type=_positive_float,
         default=1e-4,
-        help="The randomized method stops when no value changes more (rel.).",
+        help="The randomized method stops when no value changes more "
+        "(relative) in one iteration. Default: %(default)s.",
     )
     command.add_argument(
         "--energy_k",
         type=_int_list,
         default=[1, 10, 100],
-        help="k at which the energy fraction is reported.",
+        help="k at which the energy fraction is reported. Default: 1,10,100.",
     )
     return parser
 
