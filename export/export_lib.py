@@ -31,9 +31,10 @@ from export.serving_client import FORWARD_NAME
 from export.serving_client import INVERSE_NAME
 from export.serving_client import SIGNATURE_NAME
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.models.loading import MODEL_FILENAME  # noqa: F401
+from irevnet_tf.models.loading import load_classifier  # noqa: F401
 
-# The file a training `--model_dir` holds its final model in.
-MODEL_FILENAME = "model.keras"
+# The model server's configuration of both models, beside them.
 MODELS_CONFIG_FILENAME = "models.config"
 
 _MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
@@ -54,50 +55,6 @@ class ServingExport:
     inverse_dir: str
     models_config: str
     version: int
-
-
-def load_classifier(path: str) -> IRevNetClassifier:
-    """Loads an `IRevNetClassifier` saved with `model.save`.
-
-    Args:
-        path: a `.keras` file, or a training `--model_dir` that holds
-            `model.keras`.
-
-    Raises:
-        ValueError: if there is no such file or it holds another kind of
-            model.
-    """
-    if os.path.isdir(path):
-        model_dir, path = path, os.path.join(path, MODEL_FILENAME)
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"The directory holds no {MODEL_FILENAME}: expected a .keras "
-                "file or a training --model_dir with the final model in "
-                f"{MODEL_FILENAME}. Received: model={model_dir}"
-            )
-    elif not os.path.isfile(path):
-        raise ValueError(
-            "No such file or directory: expected a .keras file or a training "
-            f"--model_dir. Received: model={path}"
-        )
-    elif not path.endswith(".keras"):
-        raise ValueError(
-            "Expected a .keras file (saved with `model.save`) or a training "
-            f"--model_dir. Received: model={path}"
-        )
-    # compile=False: serving needs neither the optimizer nor the loss.
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except ValueError as error:
-        raise ValueError(
-            f"Could not load the model: {error} Received: model={path}"
-        ) from error
-    if not isinstance(model, IRevNetClassifier):
-        raise ValueError(
-            "The model must be an IRevNetClassifier. Received: "
-            f"model={path} holding a {type(model).__name__}"
-        )
-    return model
 
 
 def image_spec(model: IRevNetClassifier) -> tf.TensorSpec:
