@@ -79,3 +79,17 @@ def _after(tensors, gradients):
     flag = tf.cast(tf.reshape(first, [-1])[:1], tf.bool)
     zero = tf.reduce_sum(tf.where(flag == flag, 0.0, 1.0))
     return tf.nest.map_structure(lambda t: t + tf.cast(zero, t.dtype), tensors)
+
+
+def resolve_jit_compile(jit_compile, memory_saving):
+    """The `jit_compile` that `Model.compile` should get.
+
+    XLA fuses the reconstruction arithmetic with the forward pass and keeps
+    block outputs alive: measured on the CPU, the peak of 32 blocks is 2/3
+    of plain autodiff's instead of flat. So the default "auto" (XLA on when
+    a GPU is present) means no XLA for memory-saving models; an explicit
+    `True` is honoured and computes the same gradients.
+    """
+    if memory_saving and jit_compile == "auto":
+        return False
+    return jit_compile

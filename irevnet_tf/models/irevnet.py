@@ -12,6 +12,7 @@ from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.irevnet_block import IRevNetBlock
 from irevnet_tf.layers.memory_saving import call_with_memory_saving
+from irevnet_tf.layers.memory_saving import resolve_jit_compile
 from irevnet_tf.models.irevnet_presets import PRESETS
 
 # Preset keys that describe the classification head, not the backbone.
@@ -136,12 +137,6 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
         self.memory_saving = memory_saving
-        # XLA fuses the reconstruction arithmetic with the forward pass and
-        # keeps block outputs alive: measured on the CPU, the peak of 32
-        # blocks is 2/3 of plain autodiff's instead of flat. So `compile`'s
-        # default jit_compile="auto" leaves memory-saving models unjitted
-        # (an explicit jit_compile=True still compiles them, correctly).
-        self.supports_jit = not memory_saving
         # One draw per training step; every block derives its own mask seed
         # from it, so a recomputation can replay the masks exactly.
         self.seed_generator = (
@@ -302,6 +297,10 @@ class IRevNet(InvertibleLayer, keras.Model):
             x = block(x, training=training)
             outputs.append(self.merge(x, training=training))
         return outputs
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        jit_compile = resolve_jit_compile(jit_compile, self.memory_saving)
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, **overrides):

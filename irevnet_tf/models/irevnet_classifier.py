@@ -4,6 +4,7 @@ import keras
 
 from irevnet_tf.layers.batch_normalization import BatchNormalization
 from irevnet_tf.layers.initializers import default_kernel_initializer
+from irevnet_tf.layers.memory_saving import resolve_jit_compile
 from irevnet_tf.models.irevnet import HEAD_KEYS
 from irevnet_tf.models.irevnet import IRevNet
 from irevnet_tf.models.irevnet import preset_kwargs
@@ -116,6 +117,11 @@ class IRevNetClassifier(keras.Model):
         dtype = kwargs.get("dtype")
         backbone = IRevNet(**kwargs)
         return cls(backbone, dtype=dtype, **head)
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        memory_saving = self.backbone.memory_saving
+        jit_compile = resolve_jit_compile(jit_compile, memory_saving)
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import numpy as np
@@ -206,10 +207,23 @@ class MemorySavingTest(TestCase):
         self.assertFalse(keras.saving.load_model(path).backbone.memory_saving)
 
     def test_compile_auto_leaves_memory_saving_models_unjitted(self):
-        # compile(jit_compile="auto") turns XLA on with a GPU unless a layer
-        # says it does not support it; under XLA memory would not stay flat.
-        self.assertFalse(IRevNet(**CIFAR_LIKE).supports_jit)
-        self.assertTrue(IRevNet(memory_saving=False, **CIFAR_LIKE).supports_jit)
+        # compile(jit_compile="auto") turns XLA on where a GPU is present
+        # (patched in here); under XLA memory would not stay flat.
+        def compiled(model, **kwargs):
+            model.compile("sgd", "mse", **kwargs)
+            return model.jit_compile
+
+        auto_is_xla = mock.patch.object(
+            keras.Model, "_resolve_auto_jit_compile", return_value=True
+        )
+        with auto_is_xla:
+            plain = IRevNet(memory_saving=False, **CIFAR_LIKE)
+            self.assertTrue(compiled(plain))
+            self.assertFalse(compiled(IRevNet(**CIFAR_LIKE)))
+            classifier = IRevNetClassifier(IRevNet(**CIFAR_LIKE), 10)
+            self.assertFalse(compiled(classifier))
+            # An explicit request is honoured.
+            self.assertTrue(compiled(classifier, jit_compile=True))
 
     def test_activation_memory_stays_flat_with_depth(self):
         # Peak memory of one graph-mode training step, measured in a fresh
