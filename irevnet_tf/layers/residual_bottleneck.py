@@ -4,7 +4,6 @@ import keras
 import tensorflow as tf
 
 from irevnet_tf.layers.batch_normalization import BatchNormalization
-
 from irevnet_tf.layers.initializers import default_kernel_initializer
 
 _KERNEL_SIZES = ((3, 3, 3), (1, 3, 1))

@@ -51,8 +51,18 @@ def py_module_binary(name, module, deps, **kwargs):
         **kwargs
     )
 
-def pytest_test(name, src, deps = [], data = [], pytest_args = [], **kwargs):
+def pytest_test(
+        name,
+        src,
+        deps = [],
+        data = [],
+        large = False,
+        split_large = False,
+        **kwargs):
     """A py_test that runs one pytest file with //tools/bazel:pytest_runner.py.
+
+    Slow tests carry the tag "large", so that
+    `bazel test --test_tag_filters=-large //...` runs the quick ones.
 
     Args:
       name: the test's name.
@@ -60,9 +70,37 @@ def pytest_test(name, src, deps = [], data = [], pytest_args = [], **kwargs):
       deps: libraries the test file imports (first-party ones; third-party
         packages come from the interpreter).
       data: files the test reads at run time.
-      pytest_args: more pytest arguments, e.g. ["-m", "not large"].
-      **kwargs: other py_test attributes (size, tags, timeout, ...).
+      large: the whole file is slow: tag "large", long timeout.
+      split_large: the file marks its slow tests with `@pytest.mark.large`:
+        `name` runs the others (`pytest -m "not large"`), and `name_large`,
+        tagged "large", runs the marked ones (`pytest -m large`).
+      **kwargs: other py_test attributes.
     """
+    if split_large:
+        _pytest_test(name, src, deps, data, ["-m", "not large"], **kwargs)
+        _pytest_test(
+            name + "_large",
+            src,
+            deps,
+            data,
+            ["-m", "large"],
+            **_large(kwargs)
+        )
+    elif large:
+        _pytest_test(name, src, deps, data, [], **_large(kwargs))
+    else:
+        _pytest_test(name, src, deps, data, [], **kwargs)
+
+def _large(kwargs):
+    kwargs = dict(kwargs)
+    kwargs["tags"] = kwargs.get("tags", []) + ["large"]
+    kwargs.setdefault("size", "large")
+
+    # Measured up to 13 minutes on a loaded 2-core machine.
+    kwargs.setdefault("timeout", "eternal")
+    return kwargs
+
+def _pytest_test(name, src, deps, data, pytest_args, **kwargs):
     runner = "//tools/bazel:pytest_runner.py"
     native.py_test(
         name = name,
