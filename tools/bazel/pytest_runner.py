@@ -36,6 +36,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit("Usage: pytest_runner.py TEST_FILE [PYTEST_ARGS...]")
     _check_first_party_imports()
+    # The sandbox's home is read-only: matplotlib caches in the test's tmp.
+    if "TEST_TMPDIR" in os.environ:
+        os.environ.setdefault("MPLCONFIGDIR", os.environ["TEST_TMPDIR"])
     args = [
         # The runfiles tree is Bazel's: pytest writes no cache there.
         "-p",

@@ -77,7 +77,8 @@ def pytest_test(
       **kwargs: other py_test attributes.
     """
     if split_large:
-        _pytest_test(name, src, deps, data, ["-m", "not large"], **kwargs)
+        # Bazel splits `args` like a shell: quote the expression.
+        _pytest_test(name, src, deps, data, ["-m", "'not large'"], **kwargs)
         _pytest_test(
             name + "_large",
             src,
