@@ -39,6 +39,7 @@ import tensorflow as tf
 
 import irevnet_tf
 from irevnet_tf import datasets
+from irevnet_tf.models.loading import MODEL_FILENAME
 from train import callbacks as callbacks_lib
 from train.configs import recipes as recipes_lib
 from train.configs.base import STRATEGIES
@@ -48,7 +49,6 @@ from train.optimizers import SGDWithL2
 
 CONFIG_FILENAME = "config.json"
 METRICS_FILENAME = "metrics.json"
-MODEL_FILENAME = "model.keras"
 CHECKPOINT_DIRNAME = "checkpoints"
 LOG_DIRNAME = "logs"
 # Settings a resumed run must share with the run that wrote the checkpoint:

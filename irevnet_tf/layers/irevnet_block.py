@@ -92,7 +92,8 @@ class IRevNetBlock(InvertibleLayer):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(
-                    f"`{arg}` must be a positive integer. Received: {arg}={value!r}"
+                    f"`{arg}` must be a positive integer. "
+                    f"Received: {arg}={value!r}"
                 )
         if strides not in (1, 2):
             raise ValueError(

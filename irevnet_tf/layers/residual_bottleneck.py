@@ -84,7 +84,8 @@ class ResidualBottleneck(keras.layers.Layer):
         ):
             raise ValueError(
                 "`kernel_sizes` must be three odd positive integers, for "
-                f"example {_KERNEL_SIZES}. Received: kernel_sizes={kernel_sizes}"
+                f"example {_KERNEL_SIZES}. "
+                f"Received: kernel_sizes={kernel_sizes}"
             )
         if strides not in (1, 2):
             raise ValueError(
@@ -105,7 +106,8 @@ class ResidualBottleneck(keras.layers.Layer):
             )
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(
-                f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate!r}"
+                "`dropout_rate` must be in [0, 1). "
+                f"Received: dropout_rate={dropout_rate!r}"
             )
         super().__init__(**kwargs)
         self.out_channels = out_channels

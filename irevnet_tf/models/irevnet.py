@@ -26,7 +26,7 @@ class IRevNet(InvertibleLayer, keras.Model):
     Images go through an optional invertible down-sampling, are split into
     two channel halves, pass a stack of `IRevNetBlock`s and are merged again:
 
-        Phi(x) = M(B_J(... B_1(S(D(x)))))      Phi^-1 = D^-1 S^-1 B_1^-1 ... M^-1
+        Phi(x) = M(B_J(... B_1(S(D(x)))))    Phi^-1 = D^-1 S^-1 B_1^-1 ... M^-1
 
     Nothing is discarded: `backbone.inverse(backbone(x))` returns `x` up to
     float rounding. Inversion is exact only in inference mode (BatchNorm).
@@ -382,8 +382,9 @@ def _validate_architecture(
             )
     if not isinstance(initial_block_size, int) or initial_block_size < 1:
         raise ValueError(
-            "`initial_block_size` must be a positive integer (1 for no initial "
-            f"down-sampling). Received: initial_block_size={initial_block_size!r}"
+            "`initial_block_size` must be a positive integer (1 for no "
+            "initial down-sampling). "
+            f"Received: initial_block_size={initial_block_size!r}"
         )
     if len(image_shape) != 3 or not (
         isinstance(image_shape[-1], int) and image_shape[-1] >= 1
@@ -397,6 +398,6 @@ def _validate_architecture(
         if size is not None and size % factor:
             raise ValueError(
                 f"The image height and width must be divisible by {factor} "
-                f"(initial_block_size={initial_block_size} times 2 per stride-2 "
-                f"stage). Received: image_shape={image_shape}"
+                f"(initial_block_size={initial_block_size} times 2 per "
+                f"stride-2 stage). Received: image_shape={image_shape}"
             )

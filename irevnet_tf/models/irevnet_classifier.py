@@ -55,7 +55,8 @@ class IRevNetClassifier(keras.Model):
     ):
         if not isinstance(backbone, IRevNet):
             raise ValueError(
-                f"`backbone` must be an IRevNet. Received: backbone={backbone!r}"
+                "`backbone` must be an IRevNet. "
+                f"Received: backbone={backbone!r}"
             )
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(

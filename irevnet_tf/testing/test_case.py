@@ -10,7 +10,7 @@ from absl.testing import parameterized
 
 
 def relative_error(actual, expected) -> float:
-    """`||actual - expected|| / ||expected||` over all tensors of a structure."""
+    """`||actual - expected|| / ||expected||` over a structure's tensors."""
     actual = [np.asarray(a, np.float64) for a in tf.nest.flatten(actual)]
     expected = [np.asarray(e, np.float64) for e in tf.nest.flatten(expected)]
     diff = sum(np.sum((a - e) ** 2) for a, e in zip(actual, expected))
