@@ -12,9 +12,25 @@ in inference mode (`training=False`), each compiled with `tf.function`, with
 and without XLA (`jit_compile=True`). Tracing, compilation and
 `--warmup_batches` calls are excluded; each repetition times
 `--batches_per_repetition` calls, and the table reports the median over
-`--repetitions` (the JSON keeps every repetition). For comparison, the
-authors' PyTorch code does about 130 (forward) and 127 (inverse) images/s
-for the CIFAR-10 model at batch 64 on this project's 2-core machines.
+`--repetitions` (the JSON keeps every repetition).
+
+`--pytorch` (on when PyTorch is installed) times the authors' model in
+PyTorch in the same run: `bench.pytorch_reference.PyTorchIRevNet`, a twin of
+their code with their layers, layout (NCHW) and state_dict keys, holding the
+same weights as the Keras model (the JSON records how closely the logits
+agree), under `torch.inference_mode()` with as many threads as TensorFlow;
+also in channels-last layout, PyTorch's faster CPU layout that the authors'
+code does not use. Every repetition times each implementation and direction
+in turn (in a rotating order), so that load from other processes hits all
+of them alike; the ratio columns are medians of the per-repetition ratios
+to PyTorch NCHW. NOTES.md quotes about 130 (forward) and 127 (inverse)
+images/s for the authors' code on this project's 2-core machine kind: a
+figure from another machine and day, which is why the comparison runs here.
+Run it on a quiet machine: PyTorch's OpenMP threads spin at barriers waiting
+for a descheduled peer, so other processes' load slows it far more than
+TensorFlow (with one other process busy on these 2 cores, its CIFAR-10
+forward dropped from about 64 to 8 images/s; 38 with OMP_WAIT_POLICY=passive,
+33 with one thread). The table prints the load average before and after.
 
 `--onednn=on` (the default) sets TF_ENABLE_ONEDNN_OPTS=1: TensorFlow enables
 its oneDNN kernels by default only on CPUs with AVX-512 or AMX, and on these
@@ -23,6 +39,8 @@ Convolutions take about 85% of the op time, BatchNorm (an unfused multiply and
 add in inference) about 10%.
 """
 
+import copy
+import importlib.util
 import json
 import os
 import platform
@@ -66,9 +84,20 @@ _THREADS = flags.DEFINE_integer(
     "TensorFlow intra-op and inter-op threads; 0 for its default (one per "
     "core). 1 gives a per-core figure that other processes disturb less.",
 )
+_PYTORCH = flags.DEFINE_bool(
+    "pytorch",
+    importlib.util.find_spec("torch") is not None,
+    "Also time the authors' model in PyTorch (bench.pytorch_reference), "
+    "interleaved with TensorFlow. On by default when PyTorch is installed.",
+)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Where to write the results as JSON (optional)."
 )
+
+
+# A pause before each timed repetition, so that threads still spinning after
+# the previous implementation's work (OpenMP, Eigen) do not slow the next.
+_SETTLE_SECONDS = 0.1
 
 
 def measure(
@@ -79,6 +108,7 @@ def measure(
     batches_per_repetition: int = 4,
     warmup_batches: int = 2,
     threads: int = 0,
+    pytorch: bool = False,
 ) -> dict:
     """Times forward and inverse passes; returns a JSON-ready dict."""
     import keras
@@ -92,56 +122,98 @@ def measure(
     from irevnet_tf import IRevNetClassifier
     from irevnet_tf.testing.test_case import relative_error
 
+    # Other processes' load: PyTorch's OpenMP threads suffer from it far
+    # more than TensorFlow's thread pool (they spin at barriers, waiting for
+    # a descheduled peer).
+    load_before = os.getloadavg()
     model = IRevNetClassifier.from_preset(preset)
     image_shape = tuple(model.backbone.image_shape)
     rng = np.random.default_rng(0)
     images = tf.constant(
         rng.uniform(size=(batch_size,) + image_shape).astype("float32")
     )
+    if pytorch:
+        # Before anything reads the weights: the Keras model takes the twin's.
+        twin, constructor = _pytorch_twin(model, threads)
     features = model.features(images)
 
+    # (row, direction, run one batch and wait for the result)
+    timers = []
     results = []
     for mode in modes:
         jit = _MODES[mode]
-        functions = {
-            "forward": (
-                tf.function(
-                    lambda x: model(x, training=False), jit_compile=jit
-                ),
-                images,
-            ),
-            "inverse": (
-                tf.function(
-                    lambda y: model.inverse(y, training=False),
-                    jit_compile=jit,
-                ),
-                features,
-            ),
-        }
-        row = {"mode": mode, "jit_compile": jit}
-        for direction, (function, inputs) in functions.items():
+        forward = tf.function(
+            lambda x: model(x, training=False), jit_compile=jit
+        )
+        inverse = tf.function(
+            lambda y: model.inverse(y, training=False), jit_compile=jit
+        )
+        row = {"framework": "tensorflow", "mode": mode, "jit_compile": jit}
+        timers.append((row, "forward", lambda f=forward: f(images).numpy()))
+        timers.append((row, "inverse", lambda f=inverse: f(features).numpy()))
+        results.append((row, inverse))
+
+    pytorch_results = []
+    if pytorch:
+        reference_logits = model(images, training=False)
+        for memory_format in ("nchw", "channels_last"):
+            row, runs, outputs = _pytorch_runs(twin, images, memory_format)
+            row["logits_relative_difference_to_tensorflow"] = relative_error(
+                outputs["logits"], reference_logits
+            )
+            row["reconstruction_relative_error"] = relative_error(
+                outputs["reconstruction"], outputs["images"]
+            )
+            timers.extend((row, direction, run) for direction, run in runs)
+            pytorch_results.append(row)
+
+    for row, direction, run in timers:
+        start = time.perf_counter()
+        run()  # Tracing (and XLA compilation); oneDNN primitive creation.
+        row[f"{direction}_first_call_seconds"] = time.perf_counter() - start
+        for _ in range(warmup_batches):
+            run()
+        row[f"{direction}_images_per_second_all"] = []
+    for repetition in range(repetitions):
+        # A rotating order: no implementation always runs after the same one.
+        shift = repetition % len(timers)
+        for row, direction, run in timers[shift:] + timers[:shift]:
+            time.sleep(_SETTLE_SECONDS)
             start = time.perf_counter()
-            function(inputs).numpy()  # Tracing (and XLA compilation).
-            row[f"{direction}_first_call_seconds"] = time.perf_counter() - start
-            for _ in range(warmup_batches):
-                function(inputs).numpy()
-            rates = []
-            for _ in range(repetitions):
-                start = time.perf_counter()
-                for _ in range(batches_per_repetition):
-                    function(inputs).numpy()  # Waits for the result.
-                elapsed = time.perf_counter() - start
-                rates.append(batch_size * batches_per_repetition / elapsed)
-            row[f"{direction}_images_per_second"] = statistics.median(rates)
-            row[f"{direction}_images_per_second_all"] = rates
+            for _ in range(batches_per_repetition):
+                run()
+            elapsed = time.perf_counter() - start
+            row[f"{direction}_images_per_second_all"].append(
+                batch_size * batches_per_repetition / elapsed
+            )
+    for row, direction, _ in timers:
+        row[f"{direction}_images_per_second"] = statistics.median(
+            row[f"{direction}_images_per_second_all"]
+        )
+
+    tf_results = []
+    for row, inverse in results:
         # A sanity check that the compiled inverse is the inverse.
         row["reconstruction_relative_error"] = relative_error(
-            functions["inverse"][0](features), images
+            inverse(features), images
         )
-        results.append(row)
+        tf_results.append(row)
+    if pytorch:
+        baseline = pytorch_results[0]
+        for row in tf_results + pytorch_results:
+            for direction in ("forward", "inverse"):
+                ratios = [
+                    a / b
+                    for a, b in zip(
+                        row[f"{direction}_images_per_second_all"],
+                        baseline[f"{direction}_images_per_second_all"],
+                    )
+                ]
+                row[f"{direction}_vs_pytorch_nchw"] = statistics.median(ratios)
+                row[f"{direction}_vs_pytorch_nchw_all"] = ratios
 
     threading = tf.config.threading
-    return {
+    report = {
         "benchmark": "inference",
         "preset": preset,
         "batch_size": batch_size,
@@ -150,7 +222,7 @@ def measure(
         "repetitions": repetitions,
         "batches_per_repetition": batches_per_repetition,
         "warmup_batches": warmup_batches,
-        "results": results,
+        "results": tf_results,
         "environment": {
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -161,11 +233,91 @@ def measure(
             # 0 means TensorFlow's default (one per core).
             "intra_op_threads": threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": threading.get_inter_op_parallelism_threads(),
+            # 1, 5 and 15 minute load averages (as `uptime` prints them).
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
         },
     }
+    if pytorch:
+        import torch
+
+        report["pytorch"] = {
+            "model": "bench.pytorch_reference.PyTorchIRevNet",
+            "constructor": constructor,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "results": pytorch_results,
+        }
+    return report
+
+
+def _pytorch_twin(model, threads):
+    """The authors' model in PyTorch; `model` takes over its weights."""
+    import torch
+
+    from bench import pytorch_reference
+    from irevnet_tf import convert
+
+    try:
+        constructor = pytorch_reference.authors_constructor(
+            model.backbone.get_config(), model.num_classes
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"--pytorch: {error}. Pass --nopytorch to time TensorFlow only."
+        ) from None
+    # TensorFlow's default is one thread per core.
+    torch.set_num_threads(threads or os.cpu_count())
+    torch.manual_seed(0)
+    twin = pytorch_reference.PyTorchIRevNet(**constructor)
+    pytorch_reference.randomize_batch_norms(
+        twin, torch.Generator().manual_seed(1)
+    )
+    twin.eval()
+    # The converter maps the authors' keys onto a model built like `model`.
+    converted = convert.convert_state_dict(
+        {key: value.numpy() for key, value in twin.state_dict().items()},
+        constructor,
+    )
+    model.set_weights(converted.get_weights())
+    return twin, constructor
+
+
+def _pytorch_runs(twin, images, memory_format):
+    """A result row, timed calls and outputs of the twin in one layout."""
+    import numpy as np
+    import torch
+
+    layout = {
+        "nchw": torch.contiguous_format,
+        "channels_last": torch.channels_last,
+    }[memory_format]
+    net = copy.deepcopy(twin).to(memory_format=layout)
+    x = torch.from_numpy(np.transpose(images.numpy(), (0, 3, 1, 2)))
+    x = x.contiguous(memory_format=layout)
+    with torch.inference_mode():
+        features = net.features(x)
+        outputs = {
+            "images": x.numpy(),
+            "logits": net(x).numpy(),
+            "reconstruction": net.inverse(features).numpy(),
+        }
+
+    def forward():
+        with torch.inference_mode():
+            net(x)
+
+    def inverse():
+        with torch.inference_mode():
+            net.inverse(features)
+
+    row = {"framework": "pytorch", "memory_format": memory_format}
+    return row, (("forward", forward), ("inverse", inverse)), outputs
 
 
 def markdown_table(report: dict) -> str:
+    pytorch = report.get("pytorch")
     lines = [
         f"i-RevNet `{report['preset']}` inference, batch "
         f"{report['batch_size']}, "
@@ -176,17 +328,60 @@ def markdown_table(report: dict) -> str:
         f"{report['repetitions']} x {report['batches_per_repetition']} "
         "batches):",
         "",
-        "| compilation | forward (images -> logits) | inverse (features -> "
-        "images) | reconstruction rel. error |",
-        "|---|---:|---:|---:|",
     ]
-    names = {"graph": "tf.function", "xla": "tf.function, jit_compile=True"}
-    for row in report["results"]:
-        lines.append(
-            f"| {names[row['mode']]} | {row['forward_images_per_second']:.1f} "
-            f"| {row['inverse_images_per_second']:.1f} "
-            f"| {row['reconstruction_relative_error']:.1e} |"
+    header = [
+        "implementation",
+        "forward (images -> logits)",
+        "inverse (features -> images)",
+    ]
+    if pytorch:
+        header += ["forward / PyTorch NCHW", "inverse / PyTorch NCHW"]
+    header.append("reconstruction rel. error")
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---" + "|---:" * (len(header) - 1) + "|")
+
+    names = {
+        "graph": "TensorFlow, tf.function",
+        "xla": "TensorFlow, tf.function, jit_compile=True",
+        "nchw": "PyTorch, NCHW (the authors' layout)",
+        "channels_last": "PyTorch, channels-last",
+    }
+    rows = list(report["results"])
+    if pytorch:
+        rows += pytorch["results"]
+    for row in rows:
+        cells = [
+            names[row.get("mode") or row.get("memory_format")],
+            f"{row['forward_images_per_second']:.1f}",
+            f"{row['inverse_images_per_second']:.1f}",
+        ]
+        if pytorch:
+            cells += [
+                f"{row['forward_vs_pytorch_nchw']:.2f}",
+                f"{row['inverse_vs_pytorch_nchw']:.2f}",
+            ]
+        cells.append(f"{row['reconstruction_relative_error']:.1e}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if pytorch:
+        difference = max(
+            row["logits_relative_difference_to_tensorflow"]
+            for row in pytorch["results"]
         )
+        lines += [
+            "",
+            f"PyTorch {pytorch['torch']}, {pytorch['threads']} threads, "
+            "torch.inference_mode(), eager; the same weights as TensorFlow "
+            f"(logits agree to {difference:.1e} relative). Implementations "
+            "alternate within each repetition; ratios are medians of the "
+            "per-repetition ratios.",
+        ]
+    environment = report["environment"]
+    lines += [
+        "",
+        "Load average (1 min) before and after: "
+        f"{environment['load_average_before'][0]:.2f}, "
+        f"{environment['load_average_after'][0]:.2f}.",
+    ]
     return "\n".join(lines)
 
 
@@ -204,6 +399,11 @@ def main(argv):
     for flag in (_BATCH_SIZE, _REPETITIONS, _BATCHES):
         if flag.value < 1:
             _fail(f"--{flag.name} must be positive. Received: {flag.value}")
+    if _PYTORCH.value and importlib.util.find_spec("torch") is None:
+        _fail(
+            "--pytorch needs PyTorch (pip install torch). Received: "
+            "--pytorch without torch installed"
+        )
     if "tensorflow" in sys.modules:
         _fail("TensorFlow was imported before --onednn could take effect.")
     if _ONEDNN.value != "default":
@@ -219,6 +419,7 @@ def main(argv):
             batches_per_repetition=_BATCHES.value,
             warmup_batches=_WARMUP.value,
             threads=_THREADS.value,
+            pytorch=_PYTORCH.value,
         )
     except ValueError as error:
         _fail(str(error))
