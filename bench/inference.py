@@ -21,16 +21,19 @@ same weights as the Keras model (the JSON records how closely the logits
 agree), under `torch.inference_mode()` with as many threads as TensorFlow;
 also in channels-last layout, PyTorch's faster CPU layout that the authors'
 code does not use. Every repetition times each implementation and direction
-in turn (in a rotating order), so that load from other processes hits all
-of them alike; the ratio columns are medians of the per-repetition ratios
-to PyTorch NCHW. NOTES.md quotes about 130 (forward) and 127 (inverse)
-images/s for the authors' code on this project's 2-core machine kind: a
-figure from another machine and day, which is why the comparison runs here.
+in turn (in a rotating order), so that changes of the machine's load over
+the run affect all of them alike; the ratio columns are medians of the
+per-repetition ratios to PyTorch NCHW. NOTES.md quotes about 130 (forward)
+and 127 (inverse) images/s for the authors' code on this project's 2-core
+machine kind: a figure from another machine and day, which is why the
+comparison runs here.
 Run it on a quiet machine: PyTorch's OpenMP threads spin at barriers waiting
 for a descheduled peer, so other processes' load slows it far more than
-TensorFlow (with one other process busy on these 2 cores, its CIFAR-10
-forward dropped from about 64 to 8 images/s; 38 with OMP_WAIT_POLICY=passive,
-33 with one thread). The table prints the load average before and after.
+TensorFlow. With other processes busy on these 2 cores, the twin's CIFAR-10
+forward fell from 75-95 to 8 images/s (38 with OMP_WAIT_POLICY=passive, 33
+with one thread), TensorFlow's by a third. The table prints the load average
+and how many cores other processes kept busy while the batches ran (the JSON
+has it per repetition: /proc/stat minus this process's CPU time).
 
 `--onednn=on` (the default) sets TF_ENABLE_ONEDNN_OPTS=1: TensorFlow enables
 its oneDNN kernels by default only on CPUs with AVX-512 or AMX, and on these
@@ -174,21 +177,31 @@ def measure(
         for _ in range(warmup_batches):
             run()
         row[f"{direction}_images_per_second_all"] = []
+        row[f"{direction}_other_processes_cores_all"] = []
     for repetition in range(repetitions):
         # A rotating order: no implementation always runs after the same one.
         shift = repetition % len(timers)
         for row, direction, run in timers[shift:] + timers[:shift]:
             time.sleep(_SETTLE_SECONDS)
+            cpu_before = _cpu_seconds()
             start = time.perf_counter()
             for _ in range(batches_per_repetition):
                 run()
             elapsed = time.perf_counter() - start
+            cpu_after = _cpu_seconds()
             row[f"{direction}_images_per_second_all"].append(
                 batch_size * batches_per_repetition / elapsed
+            )
+            row[f"{direction}_other_processes_cores_all"].append(
+                _other_processes_cores(cpu_before, cpu_after, elapsed)
             )
     for row, direction, _ in timers:
         row[f"{direction}_images_per_second"] = statistics.median(
             row[f"{direction}_images_per_second_all"]
+        )
+        others = row[f"{direction}_other_processes_cores_all"]
+        row[f"{direction}_other_processes_cores"] = (
+            None if None in others else statistics.median(others)
         )
 
     tf_results = []
@@ -250,6 +263,34 @@ def measure(
             "results": pytorch_results,
         }
     return report
+
+
+def _cpu_seconds():
+    """CPU seconds used by all processes and by this one, or None.
+
+    All processes' from /proc/stat (Linux): user, nice, system, irq,
+    softirq and steal time, the last being time that other virtual machines
+    took from ours.
+    """
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(value) for value in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks
+    busy = user + nice + system + irq + softirq + steal
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def _other_processes_cores(before, after, elapsed):
+    """Cores that other processes kept busy, on average, during `elapsed`."""
+    if before is None or after is None:
+        return None
+    busy = after[0] - before[0]
+    own = after[1] - before[1]
+    # /proc/stat counts in ticks of 10 ms: small negatives are rounding.
+    return max(0.0, (busy - own) / elapsed)
 
 
 def _pytorch_twin(model, threads):
@@ -376,12 +417,25 @@ def markdown_table(report: dict) -> str:
             "per-repetition ratios.",
         ]
     environment = report["environment"]
+    others = [
+        cores
+        for row in rows
+        for direction in ("forward", "inverse")
+        for cores in row[f"{direction}_other_processes_cores_all"]
+        if cores is not None
+    ]
     lines += [
         "",
         "Load average (1 min) before and after: "
         f"{environment['load_average_before'][0]:.2f}, "
         f"{environment['load_average_after'][0]:.2f}.",
     ]
+    if others:
+        lines[-1] += (
+            " Other processes kept a median of "
+            f"{statistics.median(others):.2f} cores (at most "
+            f"{max(others):.2f}) busy during the timed batches."
+        )
     return "\n".join(lines)
 
 
