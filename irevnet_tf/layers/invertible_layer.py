@@ -45,6 +45,15 @@ class InvertibleLayer(keras.layers.Layer):
             f"{type(self).__name__} must implement `_inverse`."
         )
 
+    def recompute(self, inputs, training=True, **kwargs):
+        """The forward pass once more, for a backward pass that stored none.
+
+        Same outputs as the first call with these arguments; training-mode
+        state (BatchNorm moving statistics) is left as that call left it.
+        Layers with such state override this.
+        """
+        return self(inputs, training=training, **kwargs)
+
     def reconstruct_and_backprop(
         self, outputs, output_gradients, training=True, **kwargs
     ):
@@ -54,10 +63,7 @@ class InvertibleLayer(keras.layers.Layer):
         stored, so the inputs are rebuilt with the exact inverse and the
         vector-Jacobian product is taken on a recomputation.
 
-        This generic version inverts, then differentiates a recomputed
-        forward pass. It suits layers without training-mode state; layers
-        whose forward pass updates state (BatchNorm) must override it so that
-        the recomputation does not update it again.
+        This generic version inverts, then differentiates `recompute`.
 
         Args:
             outputs: the layer's outputs (tensor or pair).
@@ -73,7 +79,7 @@ class InvertibleLayer(keras.layers.Layer):
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            recomputed = self(inputs, training=training, **kwargs)
+            recomputed = self.recompute(inputs, training=training, **kwargs)
         input_gradients, variable_gradients = tape.gradient(
             recomputed,
             (inputs, variables),

@@ -200,13 +200,20 @@ class IRevNetBlock(InvertibleLayer):
                 f"{tuple(halves[0].shape)} and {tuple(halves[1].shape)}"
             )
 
-    def _forward(self, inputs, training=None, dropout_seed=None):
+    def _forward(
+        self, inputs, training=None, dropout_seed=None, update_statistics=True
+    ):
         half = self.in_channels // 2
         self._check_halves(inputs, (half, self.in_channels - half), "(x1, x2)")
         x1, x2 = inputs
         if self.padding is not None:
             x1, x2 = split_channels(self.padding(merge_channels((x1, x2))))
-        fx2 = self.residual(x2, training=training, dropout_seed=dropout_seed)
+        fx2 = self.residual(
+            x2,
+            training=training,
+            dropout_seed=dropout_seed,
+            update_statistics=update_statistics,
+        )
         return self._downsample(x2), self._downsample(x1) + fx2
 
     def _inverse(self, outputs, training=None, dropout_seed=None):
@@ -217,6 +224,16 @@ class IRevNetBlock(InvertibleLayer):
         x2 = self._residual_input(y1)
         fx2 = self.residual(x2, training=training, dropout_seed=dropout_seed)
         return self._unpad((self._upsample(y2 - fx2), x2))
+
+    def recompute(self, inputs, training=True, dropout_seed=None):
+        # Straight to `_forward`: the block is built by the first call, and
+        # Keras's `__call__` refuses tensor and bool keyword arguments mixed.
+        return self._forward(
+            inputs,
+            training=training,
+            dropout_seed=dropout_seed,
+            update_statistics=False,
+        )
 
     def reconstruct_and_backprop(
         self, outputs, output_gradients, training=True, dropout_seed=None

@@ -63,6 +63,49 @@ def call_with_memory_saving(layers, inputs, training, layer_kwargs):
     return chain(inputs)
 
 
+def call_with_recomputation(layers, inputs, training, layer_kwargs):
+    """Applies `layers` in sequence, storing only `inputs` for the gradient.
+
+    For layers whose inputs cannot be reconstructed accurately enough from
+    their outputs (see `IRevNet.recomputed_layer_count`): the gradient
+    recomputes the forward pass from the stored inputs, with the same
+    dropout masks and without updating BatchNorm statistics again, and
+    backpropagates through it. Exact, and the activations exist only while
+    this part is backpropagated. Arguments as in `call_with_memory_saving`.
+    """
+
+    def apply(x, recompute):
+        for layer, kwargs in zip(layers, layer_kwargs):
+            call = layer.recompute if recompute else layer
+            x = call(x, training=training, **kwargs)
+        return x
+
+    @tf.custom_gradient
+    def chain(x):
+        y = apply(x, recompute=False)
+
+        def grad_fn(*dy, variables=None):
+            # One gradient per output: a tensor, or the two halves.
+            dy = dy[0] if len(dy) == 1 else dy
+            variables = list(variables or [])
+            # Recompute only once the gradient arrives, not right after the
+            # forward pass (which would hold these activations throughout).
+            x_again = _after(x, dy)
+            with tf.GradientTape() as tape:
+                tape.watch(x_again)
+                y_again = apply(x_again, recompute=True)
+            return tape.gradient(
+                y_again,
+                (x_again, variables),
+                output_gradients=dy,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+
+        return y, grad_fn
+
+    return chain(inputs)
+
+
 def _after(tensors, gradients):
     """`tensors`, made to depend on `gradients` through an exact zero.
 

@@ -12,6 +12,7 @@ from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.irevnet_block import IRevNetBlock
 from irevnet_tf.layers.memory_saving import call_with_memory_saving
+from irevnet_tf.layers.memory_saving import call_with_recomputation
 from irevnet_tf.layers.memory_saving import resolve_jit_compile
 from irevnet_tf.models.irevnet_presets import PRESETS
 
@@ -236,8 +237,8 @@ class IRevNet(InvertibleLayer, keras.Model):
         ]
 
     @property
-    def stored_layer_count(self):
-        """How many leading layers keep their activations in memory saving.
+    def recomputed_layer_count(self):
+        """How many leading layers memory saving recomputes, not inverts.
 
         Reconstructed activations carry rounding errors. Where they should
         lie in the image of an injective block, the block after it sees
@@ -245,7 +246,9 @@ class IRevNet(InvertibleLayer, keras.Model):
         `F(0)`), and its training-mode BatchNorm divides their reconstruction
         noise by sqrt(epsilon): gradients 15% off in the untrained `cifar10`
         preset. So the layers up to the block after the last injective one
-        are differentiated as usual, a fixed amount of memory.
+        are recomputed from the backbone's input instead of reconstructed
+        (`call_with_recomputation`): exact, and their activations exist only
+        while they are backpropagated.
         """
         layers = self.invertible_layers
         injective = [
@@ -258,17 +261,19 @@ class IRevNet(InvertibleLayer, keras.Model):
     def _forward(self, inputs, training=None):
         layers = self.invertible_layers
         layer_kwargs = self._layer_kwargs(training)
-        stored = (
-            self.stored_layer_count
-            if training and self.memory_saving
-            else len(layers)
-        )
         x = inputs
-        for layer, kwargs in zip(layers[:stored], layer_kwargs[:stored]):
-            x = layer(x, training=training, **kwargs)
-        if stored < len(layers):
+        if not (training and self.memory_saving):
+            for layer, kwargs in zip(layers, layer_kwargs):
+                x = layer(x, training=training, **kwargs)
+            return x
+        recomputed = self.recomputed_layer_count
+        if recomputed:
+            x = call_with_recomputation(
+                layers[:recomputed], x, training, layer_kwargs[:recomputed]
+            )
+        if recomputed < len(layers):
             x = call_with_memory_saving(
-                layers[stored:], x, training, layer_kwargs[stored:]
+                layers[recomputed:], x, training, layer_kwargs[recomputed:]
             )
         return x
 
