@@ -44,7 +44,6 @@ add in inference) about 10%.
 
 import copy
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -53,6 +52,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from bench import reporting
 
 _MODES = {"graph": False, "xla": True}
 
@@ -479,18 +480,12 @@ def main(argv):
         _fail(str(error))
     print(markdown_table(report))
     if _OUTPUT.value:
-        directory = os.path.dirname(_OUTPUT.value)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with open(_OUTPUT.value, "w") as f:
-            json.dump(report, f, indent=2)
+        reporting.write_json(report, _OUTPUT.value)
         print(f"\nWrote {_OUTPUT.value}")
 
 
 def _fail(message: str) -> None:
-    message = " ".join(message.split())
-    print(f"inference: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    reporting.fail("inference", message)
 
 
 if __name__ == "__main__":

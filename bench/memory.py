@@ -21,7 +21,6 @@ steps, plain and memory-saving models alternating so that machine noise
 hits both alike. Prints a markdown table, writes JSON and a PNG.
 """
 
-import json
 import os
 import statistics
 import sys
@@ -29,6 +28,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from bench import reporting
 
 _DEPTHS = flags.DEFINE_list("depths", ["8", "16", "32", "64"], "Stack depths.")
 _WIDTH = flags.DEFINE_integer("width", 16, "Channels of each half.")
@@ -239,28 +240,27 @@ def main(argv):
     ):
         if not all(v.isdigit() and int(v) > 0 for v in values):
             _fail(f"--{name} must be positive integers. Received: {values}")
+    for flag in (_WIDTH, _IMAGE_SIZE, _BATCH_SIZE, _REPETITIONS):
+        if flag.value < 1:
+            _fail(f"--{flag.name} must be positive. Received: {flag.value}")
     if "tensorflow" in sys.modules:
         _fail("TensorFlow was imported before the allocator could be set.")
     # The CPU allocator keeps statistics only in its BFC variant.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     report = measure()
     print(markdown_table(report))
-    for path, write in ((_OUTPUT.value, _write_json), (_PLOT.value, plot)):
-        if path:
-            if os.path.dirname(path):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-            write(report, path)
-            print(f"Wrote {path}")
-
-
-def _write_json(report: dict, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
+    if _OUTPUT.value:
+        reporting.write_json(report, _OUTPUT.value)
+        print(f"Wrote {_OUTPUT.value}")
+    if _PLOT.value:
+        if os.path.dirname(_PLOT.value):
+            os.makedirs(os.path.dirname(_PLOT.value), exist_ok=True)
+        plot(report, _PLOT.value)
+        print(f"Wrote {_PLOT.value}")
 
 
 def _fail(message: str) -> None:
-    print(f"memory: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    reporting.fail("memory", message)
 
 
 if __name__ == "__main__":

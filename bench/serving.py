@@ -23,17 +23,17 @@ oneDNN kernels are off by default on these (AMD) CPUs; compare with
 `TF_ENABLE_ONEDNN_OPTS=1 python -m bench.serving ...`.
 """
 
-import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from bench import reporting
 
 _RUNTIMES = ("function", "session")
 # The authors' PyTorch code, CIFAR-10 model, batch 64 (shared/NOTES.md).
@@ -327,18 +327,12 @@ def main(argv):
         _fail(str(error))
     print(markdown_table(report))
     if _OUTPUT.value:
-        directory = os.path.dirname(_OUTPUT.value)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with open(_OUTPUT.value, "w") as f:
-            json.dump(report, f, indent=2)
+        reporting.write_json(report, _OUTPUT.value)
         print(f"\nWrote {_OUTPUT.value}")
 
 
 def _fail(message: str) -> None:
-    message = " ".join(message.split())
-    print(f"serving: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    reporting.fail("serving", message)
 
 
 if __name__ == "__main__":

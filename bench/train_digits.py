@@ -22,6 +22,8 @@ import time
 from absl import app
 from absl import flags
 
+from bench import reporting
+
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds to run, one run each.")
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON output path.")
 
@@ -76,9 +78,8 @@ def main(argv):
             flush=True,
         )
     if _OUTPUT.value:
-        os.makedirs(os.path.dirname(_OUTPUT.value) or ".", exist_ok=True)
-        with open(_OUTPUT.value, "w") as f:
-            json.dump({"cpus": os.cpu_count(), "runs": runs}, f, indent=2)
+        report = {"cpus": os.cpu_count(), "runs": runs}
+        reporting.write_json(report, _OUTPUT.value)
 
 
 if __name__ == "__main__":
