@@ -82,9 +82,10 @@ IMAGENET = Recipe(
 )
 
 # scikit-learn's digits with the small "digits" preset: 97.5% to 99.4% test
-# accuracy over the seeds measured (bench/train_digits.py; 15 epochs: 97.2% to
-# 98.9%), in about a minute on 2 CPU cores. No augmentation (flips and crops change digits); pixels in
-# [0, 1], so the exported model takes plain images.
+# accuracy over the seeds measured (bench/train_digits.py; 15 epochs: 97.2%
+# to 98.9%), in about a minute on 2 CPU cores. No augmentation (flips and
+# crops change digits); pixels in [0, 1], so the exported model takes plain
+# images.
 DIGITS = Recipe(
     name="digits",
     batch_size=64,
