@@ -26,9 +26,7 @@ def call_with_memory_saving(layers, inputs, training, layer_kwargs):
 
     @tf.custom_gradient
     def chain(x):
-        y = x
-        for layer, kwargs in zip(layers, layer_kwargs):
-            y = layer(y, training=training, **kwargs)
+        y = _apply(layers, layer_kwargs, x, training)
 
         def grad_fn(dy, variables=None):
             variables = list(variables or [])
@@ -74,15 +72,9 @@ def call_with_recomputation(layers, inputs, training, layer_kwargs):
     this part is backpropagated. Arguments as in `call_with_memory_saving`.
     """
 
-    def apply(x, recompute):
-        for layer, kwargs in zip(layers, layer_kwargs):
-            call = layer.recompute if recompute else layer
-            x = call(x, training=training, **kwargs)
-        return x
-
     @tf.custom_gradient
     def chain(x):
-        y = apply(x, recompute=False)
+        y = _apply(layers, layer_kwargs, x, training)
 
         def grad_fn(*dy, variables=None):
             # One gradient per output: a tensor, or the two halves.
@@ -93,7 +85,9 @@ def call_with_recomputation(layers, inputs, training, layer_kwargs):
             x_again = _after(x, dy)
             with tf.GradientTape() as tape:
                 tape.watch(x_again)
-                y_again = apply(x_again, recompute=True)
+                y_again = _apply(
+                    layers, layer_kwargs, x_again, training, recompute=True
+                )
             return tape.gradient(
                 y_again,
                 (x_again, variables),
@@ -104,6 +98,14 @@ def call_with_recomputation(layers, inputs, training, layer_kwargs):
         return y, grad_fn
 
     return chain(inputs)
+
+
+def _apply(layers, layer_kwargs, x, training, recompute=False):
+    """`layers` in sequence; `recompute=True` leaves their state alone."""
+    for layer, kwargs in zip(layers, layer_kwargs):
+        call = layer.recompute if recompute else layer
+        x = call(x, training=training, **kwargs)
+    return x
 
 
 def _after(tensors, gradients):
