@@ -124,7 +124,7 @@ def measure(
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     from irevnet_tf import IRevNetClassifier
-    from irevnet_tf.testing.test_case import relative_error
+    from irevnet_tf.reconstruction_error import relative_error
 
     # Other processes' load: PyTorch's OpenMP threads suffer from it far
     # more than TensorFlow's thread pool (they spin at barriers, waiting for

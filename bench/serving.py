@@ -167,7 +167,7 @@ def measure(
 
     from export import export_lib
     from irevnet_tf import IRevNetClassifier
-    from irevnet_tf.testing.test_case import relative_error
+    from irevnet_tf.reconstruction_error import relative_error
 
     report = {"benchmark": "serving", "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as temporary:
