@@ -22,6 +22,7 @@ from matplotlib import figure as figure_lib
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
+from irevnet_tf.reconstruction_error import relative_errors
 
 
 def interpolation_path(model, x0, x1, steps: int) -> dict:
@@ -81,15 +82,8 @@ def choose_pairs(labels, num_pairs: int, seed: int) -> list:
 
 def endpoint_errors(path: dict, x0, x1) -> list:
     """Relative errors of the path's ends against `x0` and `x1`."""
-    errors = []
-    for image, target in (
-        (path["features_path"][0], x0),
-        (path["features_path"][-1], x1),
-    ):
-        target = np.asarray(target, np.float64)
-        diff = np.asarray(image, np.float64) - target
-        errors.append(float(np.linalg.norm(diff) / np.linalg.norm(target)))
-    return errors
+    ends = [path["features_path"][0], path["features_path"][-1]]
+    return [float(e) for e in relative_errors(np.stack([x0, x1]), ends)]
 
 
 def plot_interpolations(

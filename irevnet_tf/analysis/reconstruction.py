@@ -18,6 +18,7 @@ from matplotlib import figure as figure_lib
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
+from irevnet_tf.reconstruction_error import relative_errors
 
 
 @dataclasses.dataclass
@@ -43,13 +44,6 @@ class ReconstructionErrors:
             "std": float(np.std(self.errors)),
             "examples": int(self.errors.size),
         }
-
-
-def relative_errors(images, reconstructions) -> np.ndarray:
-    """`||x - x'|| / ||x||` per sample, computed in float64."""
-    x = np.asarray(images, np.float64).reshape(len(images), -1)
-    y = np.asarray(reconstructions, np.float64).reshape(len(images), -1)
-    return np.linalg.norm(x - y, axis=1) / np.linalg.norm(x, axis=1)
 
 
 def reconstruction_errors(
