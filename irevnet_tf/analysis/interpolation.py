@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib import figure as figure_lib
 
+from irevnet_tf import files
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
@@ -220,11 +221,14 @@ def run_interpolation(
         f"{settings.dataset} {split}",
     )
     outputs.write_outputs(output_dir, "interpolate", record, fig)
-    np.savez_compressed(
-        os.path.join(output_dir, "interpolate.npz"),
-        t=paths[0]["t"],
-        features_paths=np.stack([p["features_path"] for p in paths]),
-        pixel_paths=np.stack([p["pixel_path"] for p in paths]),
-        pairs=np.asarray(pairs),
-    )
+    with files.atomic_path(
+        os.path.join(output_dir, "interpolate.npz")
+    ) as staged:
+        np.savez_compressed(
+            staged,
+            t=paths[0]["t"],
+            features_paths=np.stack([p["features_path"] for p in paths]),
+            pixel_paths=np.stack([p["pixel_path"] for p in paths]),
+            pairs=np.asarray(pairs),
+        )
     return record
