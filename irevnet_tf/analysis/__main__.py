@@ -333,20 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def data_settings(args) -> data_lib.DataSettings | None:
     """The data flags, completed from the training run's record."""
-    recorded = data_lib.training_run_settings(args.model)
-    dataset = args.dataset or recorded.get("dataset")
+    recorded = data_lib.recorded_settings(args.model)
+    dataset = args.dataset or (recorded.dataset if recorded else None)
     if dataset is None:
         return None
-    same = dataset == recorded.get("dataset")
+    same = recorded is not None and dataset == recorded.dataset
     return data_lib.DataSettings(
         dataset=dataset,
         image_size=args.image_size,
         preprocessing=args.preprocessing
-        or (recorded.get("preprocessing") if same else None)
-        or "resize",
+        or (recorded.preprocessing if same else "resize"),
         normalize=args.normalize
         if args.normalize is not None
-        else bool(same and recorded.get("normalize")),
+        else bool(same and recorded.normalize),
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
     )

@@ -1,20 +1,14 @@
 """Images for the analyses: dataset splits the model can take, and noise."""
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from irevnet_tf import datasets
+from irevnet_tf import run_directory
 from irevnet_tf.datasets import loading as datasets_loading
-from irevnet_tf.models.loading import MODEL_FILENAME
-
-# Written by the training program beside model.keras: the recipe's
-# preprocessing and normalisation, which the analyses must reproduce.
-TRAINING_CONFIG_FILENAME = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,34 +35,29 @@ class DataSettings:
     manual_dir: str | None = None
 
 
-def training_run_settings(model_path: str) -> dict:
-    """What the training run of `model_path` recorded about its inputs.
+def recorded_settings(model_path: str) -> DataSettings | None:
+    """The dataset and preparation the training run of `model_path` used.
 
-    Reads the training program's `config.json` in the model directory (or
-    beside the `.keras` file).
+    Read from the run's `config.json` (`irevnet_tf.run_directory`) if
+    `model_path` is a training `--model_dir` or the `model.keras` in one.
 
     Returns:
-        A dict with the keys "dataset", "preprocessing" and "normalize" that
-        the record holds; empty if there is no readable record.
+        `DataSettings` with the recorded dataset, preprocessing and
+        normalisation (other fields at their defaults), or None if there is
+        no record.
+
+    Raises:
+        ValueError: naming the file, if the record cannot be read.
     """
-    directory = model_path if os.path.isdir(model_path) else None
-    if directory is None and os.path.basename(model_path) == MODEL_FILENAME:
-        directory = os.path.dirname(os.path.abspath(model_path))
-    if directory is None:
-        return {}
-    try:
-        with open(os.path.join(directory, TRAINING_CONFIG_FILENAME)) as file:
-            record = json.load(file)
-    except (OSError, ValueError):
-        return {}
-    found = {}
-    try:
-        found["dataset"] = record["dataset"]["name"]
-        found["normalize"] = bool(record["dataset"]["normalized"])
-        found["preprocessing"] = record["recipe"]["preprocessing"]
-    except (KeyError, TypeError):
-        pass
-    return found
+    run = run_directory.RunDirectory.of_model(model_path)
+    record = run_directory.read_run_record(run.path) if run else None
+    if record is None:
+        return None
+    return DataSettings(
+        dataset=record.dataset.name,
+        preprocessing=record.recipe.get("preprocessing", "resize"),
+        normalize=bool(record.dataset.normalized),
+    )
 
 
 def eval_split(dataset: str) -> str:
