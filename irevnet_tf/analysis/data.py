@@ -1,6 +1,8 @@
 """Images for the analyses: dataset splits the model can take, and noise."""
 
 import dataclasses
+import functools
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -111,15 +113,16 @@ def load_split(
                 f"not give. Received: model image_shape={(height, width)}"
             )
         size = height
-    dataset, info = datasets.load(
+    load = functools.partial(
+        datasets.load,
         settings.dataset,
-        split,
         image_size=size,
         preprocessing=settings.preprocessing,
         normalize=settings.normalize,
         data_dir=settings.data_dir,
         manual_dir=settings.manual_dir,
     )
+    dataset, info = load(split)
     if info.image_shape[-1] != channels:
         raise ValueError(
             f"The model takes images with {channels} channels; "
@@ -133,8 +136,17 @@ def load_split(
             f"--image_size it divides. Received: image_size="
             f"{info.image_shape[0]}"
         )
-    if max_examples is not None:
-        dataset = dataset.take(max_examples)
+    if max_examples is not None and max_examples < info.num_examples:
+        if settings.dataset in datasets_loading.TFDS_DATASETS and (
+            "[" not in split
+        ):
+            # TensorFlow Datasets caches a small split as it is read. A
+            # `take` would stop reading before the end, and TensorFlow then
+            # discards the partial cache with a warning on stderr; a slice
+            # read to its end completes it.
+            dataset, _ = load(f"{split}[:{max_examples}]")
+        else:
+            dataset = dataset.take(max_examples)
     return dataset, info
 
 
@@ -145,34 +157,36 @@ def split_size(info: datasets.DatasetInfo, max_examples: int | None) -> int:
     return min(info.num_examples, max_examples)
 
 
-def first_examples(
-    dataset: tf.data.Dataset, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` images and labels of an unbatched dataset."""
+def load_examples(
+    model, settings: DataSettings, split: str, count: int
+) -> tuple[np.ndarray, np.ndarray, datasets.DatasetInfo]:
+    """The first `count` images and labels of a split, as arrays.
+
+    Returns:
+        `(images, labels, info)`, as `load_split(..., max_examples=count)`
+        yields them (fewer if the split is shorter).
+    """
+    dataset, info = load_split(model, settings, split, count)
     images, labels = [], []
-    for image, label in dataset.take(count).as_numpy_iterator():
+    # Read to the end, never stopped early: see `load_split`.
+    for image, label in dataset.as_numpy_iterator():
         images.append(image)
         labels.append(label)
     if not images:
         raise ValueError("The dataset split is empty. Received: an empty split")
-    return np.stack(images), np.asarray(labels)
+    return np.stack(images), np.asarray(labels), info
 
 
 def uniform_noise(
     shape: tuple, count: int, seed: int, batch_size: int
-) -> tf.data.Dataset:
+) -> Iterator[np.ndarray]:
     """`count` images of i.i.d. uniform noise in [0, 1), in batches."""
+    # A plain generator: `tf.data.Dataset.from_generator` would add nothing
+    # but a notice of TensorFlow's on stderr.
     rng = np.random.default_rng(seed)
-
-    def generate():
-        for start in range(0, count, batch_size):
-            n = min(batch_size, count - start)
-            yield rng.random((n,) + tuple(shape), dtype=np.float32)
-
-    return tf.data.Dataset.from_generator(
-        generate,
-        output_signature=tf.TensorSpec((None,) + tuple(shape), tf.float32),
-    )
+    for start in range(0, count, batch_size):
+        n = min(batch_size, count - start)
+        yield rng.random((n,) + tuple(shape), dtype=np.float32)
 
 
 def image_shape(model, settings: DataSettings | None) -> tuple:

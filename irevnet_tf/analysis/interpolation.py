@@ -168,8 +168,9 @@ def run_interpolation(
                 f"Pairs are non-negative image indices. Received: pairs={pairs}"
             )
         pool_size = max(max(p) for p in pairs) + 1
-    dataset, info = data_lib.load_split(model, settings, split, pool_size)
-    images, labels = data_lib.first_examples(dataset, pool_size)
+    images, labels, info = data_lib.load_examples(
+        model, settings, split, pool_size
+    )
     if pairs is None:
         pairs = choose_pairs(labels, num_pairs, seed)
     elif pool_size > len(images):

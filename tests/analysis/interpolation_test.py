@@ -9,11 +9,10 @@ from tests.analysis import common
 
 
 def digits(count):
-    model = common.trained_classifier()
-    dataset, _ = data_lib.load_split(
-        model, common.digits_settings(), "test", count
+    images, labels, _ = data_lib.load_examples(
+        common.trained_classifier(), common.digits_settings(), "test", count
     )
-    return data_lib.first_examples(dataset, count)
+    return images, labels
 
 
 class InterpolationPathTest(TestCase):
