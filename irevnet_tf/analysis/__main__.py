@@ -2,7 +2,7 @@ r"""The i-RevNet paper's analyses of a trained classifier, as a program.
 
     python -m irevnet_tf.analysis reconstruction --model runs/digits \
         --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis interpolate --model runs/digits \
+    python -m irevnet_tf.analysis interpolation --model runs/digits \
         --dataset digits --output_dir figures
     python -m irevnet_tf.analysis separability --model runs/digits \
         --dataset digits --output_dir figures
@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command = commands.add_parser(
-        "interpolate",
+        "interpolation",
+        aliases=["interpolate"],  # Its name until 0.1.0; deprecated.
         parents=[common],
         help="Images along Phi^-1((1-t) Phi x0 + t Phi x1).",
         description=interpolation.__doc__,
@@ -385,7 +386,7 @@ def run(args) -> str:
             if key in record
         ]
         summary = "Mean relative reconstruction error: " + ", ".join(parts)
-    elif args.command == "interpolate":
+    elif args.command in ("interpolation", "interpolate"):
         record = interpolation.run_interpolation(
             model,
             settings,
@@ -486,7 +487,8 @@ def main(argv=None) -> None:
     except ValueError as error:
         _fail(str(error))
     print(summary)
-    print(f"Wrote {os.path.join(args.output_dir, args.command)}.json and .png")
+    name = "interpolation" if args.command == "interpolate" else args.command
+    print(f"Wrote {os.path.join(args.output_dir, name)}.json and .png")
 
 
 def _fail(message: str) -> None:

@@ -135,7 +135,7 @@ def run_interpolation(
     pool_size: int = 256,
     seed: int = 0,
 ) -> dict:
-    """Interpolates pairs of images; writes interpolate.json/.png/.npz.
+    """Interpolates pairs of images; writes interpolation.json/.png/.npz.
 
     Args:
         model: an `IRevNetClassifier`.
@@ -151,7 +151,7 @@ def run_interpolation(
         seed: seeds the choice of pairs.
 
     Returns:
-        The record written to interpolate.json. interpolate.npz holds the
+        The record written to interpolation.json. interpolation.npz holds the
         strips: "t", "features_paths" and "pixel_paths" `(pairs, steps, H,
         W, C)` in the model's input space, "pairs".
     """
@@ -196,7 +196,7 @@ def run_interpolation(
             }
         )
     record = {
-        "analysis": "interpolate",
+        "analysis": "interpolation",
         "model": outputs.model_record(model, model_name),
         "data": outputs.data_record(settings, info, split, len(images)),
         "t": paths[0]["t"],
@@ -221,9 +221,9 @@ def run_interpolation(
         f"Interpolation in feature space: {model_name}, "
         f"{settings.dataset} {split}",
     )
-    outputs.write_outputs(output_dir, "interpolate", record, fig)
+    outputs.write_outputs(output_dir, "interpolation", record, fig)
     with files.atomic_path(
-        os.path.join(output_dir, "interpolate.npz")
+        os.path.join(output_dir, "interpolation.npz")
     ) as staged:
         np.savez_compressed(
             staged,

@@ -196,7 +196,7 @@ class CommandLineTest(TestCase):
                 r"Could not load the model.*Received: model=.*garbage\.keras$",
             ),
             "unknown_dataset": (
-                ["interpolate", "--model", model_dir, "--dataset", "mnist"],
+                ["interpolation", "--model", model_dir, "--dataset", "mnist"],
                 r"Unknown dataset 'mnist'.*Received: dataset='mnist'$",
             ),
             "depth_beyond_model": (
