@@ -2,7 +2,7 @@ r"""The i-RevNet paper's analyses of a trained classifier, as a program.
 
     python -m irevnet_tf.analysis reconstruction --model runs/digits \
         --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis interpolate --model runs/digits \
+    python -m irevnet_tf.analysis interpolation --model runs/digits \
         --dataset digits --output_dir figures
     python -m irevnet_tf.analysis separability --model runs/digits \
         --dataset digits --output_dir figures
@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command = commands.add_parser(
-        "interpolate",
+        "interpolation",
+        aliases=["interpolate"],  # Its name until 0.1.0; deprecated.
         parents=[common],
         help="Images along Phi^-1((1-t) Phi x0 + t Phi x1).",
         description=interpolation.__doc__,
@@ -333,20 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def data_settings(args) -> data_lib.DataSettings | None:
     """The data flags, completed from the training run's record."""
-    recorded = data_lib.training_run_settings(args.model)
-    dataset = args.dataset or recorded.get("dataset")
+    recorded = data_lib.recorded_settings(args.model)
+    dataset = args.dataset or (recorded.dataset if recorded else None)
     if dataset is None:
         return None
-    same = dataset == recorded.get("dataset")
+    same = recorded is not None and dataset == recorded.dataset
     return data_lib.DataSettings(
         dataset=dataset,
         image_size=args.image_size,
         preprocessing=args.preprocessing
-        or (recorded.get("preprocessing") if same else None)
-        or "resize",
+        or (recorded.preprocessing if same else "resize"),
         normalize=args.normalize
         if args.normalize is not None
-        else bool(same and recorded.get("normalize")),
+        else bool(same and recorded.normalize),
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
     )
@@ -386,7 +386,7 @@ def run(args) -> str:
             if key in record
         ]
         summary = "Mean relative reconstruction error: " + ", ".join(parts)
-    elif args.command == "interpolate":
+    elif args.command in ("interpolation", "interpolate"):
         record = interpolation.run_interpolation(
             model,
             settings,
@@ -487,7 +487,8 @@ def main(argv=None) -> None:
     except ValueError as error:
         _fail(str(error))
     print(summary)
-    print(f"Wrote {os.path.join(args.output_dir, args.command)}.json and .png")
+    name = "interpolation" if args.command == "interpolate" else args.command
+    print(f"Wrote {os.path.join(args.output_dir, name)}.json and .png")
 
 
 def _fail(message: str) -> None:

@@ -18,6 +18,7 @@ from matplotlib import figure as figure_lib
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
+from irevnet_tf.reconstruction_error import relative_errors
 
 
 @dataclasses.dataclass
@@ -45,16 +46,9 @@ class ReconstructionErrors:
         }
 
 
-def relative_errors(images, reconstructions) -> np.ndarray:
-    """`||x - x'|| / ||x||` per sample, computed in float64."""
-    x = np.asarray(images, np.float64).reshape(len(images), -1)
-    y = np.asarray(reconstructions, np.float64).reshape(len(images), -1)
-    return np.linalg.norm(x - y, axis=1) / np.linalg.norm(x, axis=1)
-
-
 def reconstruction_errors(
     model,
-    batches: tf.data.Dataset,
+    batches,
     num_batches: int | None = None,
     num_kept: int = 4,
     description: str = "reconstruction",
@@ -63,7 +57,8 @@ def reconstruction_errors(
 
     Args:
         model: an `IRevNetClassifier`.
-        batches: a dataset of image batches, or of `(images, labels)`.
+        batches: an iterable (a `tf.data.Dataset`, a generator) of image
+            batches, or of `(images, labels)`.
         num_batches: length of `batches`, for the progress bar.
         num_kept: how many of the first images to return with their
             reconstructions.
@@ -81,8 +76,8 @@ def reconstruction_errors(
     errors, originals, reconstructions = [], [], []
     for batch in data_lib.progress(batches, num_batches, description):
         images = batch[0] if isinstance(batch, tuple) else batch
-        restored = round_trip(images).numpy()
-        images = images.numpy()
+        restored = round_trip(tf.convert_to_tensor(images)).numpy()
+        images = np.asarray(images)
         errors.append(relative_errors(images, restored))
         missing = num_kept - sum(len(o) for o in originals)
         if missing > 0:

@@ -360,8 +360,9 @@ def run_spectrum(
     if settings is not None:
         split = split or data_lib.eval_split(settings.dataset)
         count = first_index + num_images
-        dataset, info = data_lib.load_split(model, settings, split, count)
-        images, labels = data_lib.first_examples(dataset, count)
+        images, labels, info = data_lib.load_examples(
+            model, settings, split, count
+        )
         if len(images) < count:
             raise ValueError(
                 f"{settings.dataset} {split} has {len(images)} images. "

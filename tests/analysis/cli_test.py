@@ -181,13 +181,22 @@ class CommandLineTest(TestCase):
         os.makedirs(os.path.dirname(model_file), exist_ok=True)
         shutil.copy(os.path.join(common.model_dir(), "model.keras"), model_file)
         model_dir = common.model_dir()
+        bad_record_dir = os.path.join(self.tmp, "bad_record")
+        os.makedirs(bad_record_dir, exist_ok=True)
+        shutil.copy(model_file, bad_record_dir)
+        with open(os.path.join(bad_record_dir, "config.json"), "w") as file:
+            file.write('{"config": {}}')
         cases = {
+            "unreadable_run_record": (
+                ["reconstruction", "--model", bad_record_dir],
+                r"bad_record/config.json cannot be read: not a run record",
+            ),
             "garbage_model": (
                 ["separability", "--model", garbage],
                 r"Could not load the model.*Received: model=.*garbage\.keras$",
             ),
             "unknown_dataset": (
-                ["interpolate", "--model", model_dir, "--dataset", "mnist"],
+                ["interpolation", "--model", model_dir, "--dataset", "mnist"],
                 r"Unknown dataset 'mnist'.*Received: dataset='mnist'$",
             ),
             "depth_beyond_model": (

@@ -7,8 +7,6 @@ show real structure, and saved as a training run would leave it.
 
 import atexit
 import functools
-import json
-import os
 import shutil
 import tempfile
 
@@ -17,7 +15,10 @@ import keras
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf import datasets
+from irevnet_tf import files
+from irevnet_tf import run_directory
 from irevnet_tf.analysis import DataSettings
+from irevnet_tf.datasets.loading import TFDS_DATASETS
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from tests.datasets.digit_files import prepared_digits_dir
 
@@ -57,23 +58,36 @@ def model_dir() -> str:
 
     The model is the untrained "digits" preset with random BatchNorm
     statistics (the command-line tests check plumbing, not accuracy). The
-    config.json has the layout the training program writes
-    (train/train_lib.py `_config_record`), reduced to what the analyses
-    read, and says the images are normalised.
+    config.json is a `RunRecord` as the training program writes it, and
+    says the images are normalised.
     """
     directory = tempfile.mkdtemp(prefix="analysis-model-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     keras.utils.set_random_seed(1)
     model = IRevNetClassifier.from_preset("digits")
     randomize_batch_norm(model, seed=1)
-    model.save(os.path.join(directory, "model.keras"))
-    record = {
-        "config": {"dataset": "digits", "preset": "digits"},
-        "recipe": {"name": "digits", "preprocessing": "resize"},
-        "dataset": {"name": "digits", "normalized": True},
-    }
-    with open(os.path.join(directory, "config.json"), "w") as file:
-        json.dump(record, file)
+    run = run_directory.RunDirectory(directory)
+    model.save(run.model_path)
+    statistics = TFDS_DATASETS["digits"]
+    record = run_directory.RunRecord(
+        config={"dataset": "digits", "preset": "digits"},
+        recipe={"name": "digits", "preprocessing": "resize"},
+        dataset=run_directory.DatasetRecord(
+            name="digits",
+            num_classes=10,
+            class_names=[str(i) for i in range(10)],
+            image_shape=[16, 16, 1],
+            train_examples=1437,
+            eval_split="test",
+            normalized=True,
+            mean=list(statistics["mean"]),
+            std=list(statistics["std"]),
+        ),
+        steps_per_epoch=23,
+        total_steps=0,
+        replicas=1,
+    )
+    files.write_json(run.config_path, record.to_json())
     return directory
 
 

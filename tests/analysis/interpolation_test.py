@@ -9,11 +9,10 @@ from tests.analysis import common
 
 
 def digits(count):
-    model = common.trained_classifier()
-    dataset, _ = data_lib.load_split(
-        model, common.digits_settings(), "test", count
+    images, labels, _ = data_lib.load_examples(
+        common.trained_classifier(), common.digits_settings(), "test", count
     )
-    return data_lib.first_examples(dataset, count)
+    return images, labels
 
 
 class InterpolationPathTest(TestCase):
@@ -86,7 +85,7 @@ class RunInterpolationTest(TestCase):
             self.assertAllClose(
                 pair["distance_from_pixel_path"][0], 0.0, atol=1e-4
             )
-        strips = np.load(os.path.join(output_dir, "interpolate.npz"))
+        strips = np.load(os.path.join(output_dir, "interpolation.npz"))
         self.assertEqual(strips["features_paths"].shape, (2, 4, 16, 16, 1))
         self.assertAllClose(
             strips["features_paths"][1, 0], images[2], atol=1e-5
@@ -95,7 +94,7 @@ class RunInterpolationTest(TestCase):
             strips["features_paths"][1, -1], images[5], atol=1e-5
         )
         self.assertTrue(
-            os.path.isfile(os.path.join(output_dir, "interpolate.png"))
+            os.path.isfile(os.path.join(output_dir, "interpolation.png"))
         )
 
     def test_index_beyond_the_split(self):

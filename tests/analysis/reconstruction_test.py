@@ -3,6 +3,7 @@ import os
 import numpy as np
 from matplotlib import image as mpl_image
 
+from irevnet_tf import reconstruction_error
 from irevnet_tf.analysis import reconstruction
 from irevnet_tf.testing.test_case import TestCase
 from tests.analysis import common
@@ -17,7 +18,7 @@ class ReconstructionTest(TestCase):
         images = np.array([[3.0, 4.0], [1.0, 0.0]])
         restored = np.array([[3.0, 4.5], [1.0, 0.0]])
         self.assertAllClose(
-            reconstruction.relative_errors(images, restored), [0.1, 0.0]
+            reconstruction_error.relative_errors(images, restored), [0.1, 0.0]
         )
 
     def test_trained_model_on_noise_and_digits(self):
@@ -55,7 +56,7 @@ class ReconstructionTest(TestCase):
         images = np.random.default_rng(0).random((8, 16, 16, 1), "float32")
         features = model.features(images, training=True)
         restored = model.inverse(features, training=False)
-        errors = reconstruction.relative_errors(images, restored)
+        errors = reconstruction_error.relative_errors(images, restored)
         self.assertGreater(errors.mean(), 1e-2)
 
     def test_nothing_to_measure(self):

@@ -21,7 +21,9 @@ class FeaturesTest(TestCase):
         result = features_lib.extract_features(
             model, dataset, [1, 4, 6], batch_size=7, pixels=True
         )
-        images, labels = data_lib.first_examples(dataset, 20)
+        images, labels, _ = data_lib.load_examples(
+            model, common.digits_settings(), "test", 20
+        )
         outputs = model.backbone.block_outputs(tf.constant(images))
         for depth in (1, 4, 6):
             self.assertAllClose(

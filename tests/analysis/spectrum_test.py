@@ -10,11 +10,9 @@ from tests.analysis import common
 
 
 def digit(index=0):
-    model = common.trained_classifier()
-    dataset, _ = data_lib.load_split(
-        model, common.digits_settings(), "test", index + 1
+    images, _, _ = data_lib.load_examples(
+        common.trained_classifier(), common.digits_settings(), "test", index + 1
     )
-    images, _ = data_lib.first_examples(dataset, index + 1)
     return images[index]
 
 
