@@ -27,12 +27,12 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.serving_client import FORWARD_NAME
-from export.serving_client import INVERSE_NAME
-from export.serving_client import SIGNATURE_NAME
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf.models.loading import MODEL_FILENAME  # noqa: F401
 from irevnet_tf.models.loading import load_classifier  # noqa: F401
+from irevnet_tf.serving import signatures
+from irevnet_tf.serving.signatures import FORWARD_NAME
+from irevnet_tf.serving.signatures import INVERSE_NAME
 
 # The model server's configuration of both models, beside them.
 MODELS_CONFIG_FILENAME = "models.config"
@@ -63,7 +63,9 @@ def image_spec(model: IRevNetClassifier) -> tf.TensorSpec:
     Height and width are those of `backbone.image_shape`, None if unknown.
     """
     return tf.TensorSpec(
-        (None,) + tuple(model.backbone.image_shape), tf.float32, name="images"
+        (None,) + tuple(model.backbone.image_shape),
+        tf.float32,
+        name=signatures.FORWARD_INPUT,
     )
 
 
@@ -72,7 +74,7 @@ def feature_spec(model: IRevNetClassifier) -> tf.TensorSpec:
     return tf.TensorSpec(
         (None,) + tuple(model.backbone.feature_shape),
         tf.float32,
-        name="features",
+        name=signatures.INVERSE_INPUT,
     )
 
 
@@ -96,9 +98,9 @@ def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
             model.logits_from_features(features, training=False), tf.float32
         )
         return {
-            "logits": logits,
-            "probabilities": tf.nn.softmax(logits),
-            "features": tf.cast(features, tf.float32),
+            signatures.LOGITS: logits,
+            signatures.PROBABILITIES: tf.nn.softmax(logits),
+            signatures.FEATURES: tf.cast(features, tf.float32),
         }
 
     return forward
@@ -123,7 +125,7 @@ def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
         images = model.inverse(
             tf.cast(features, model.compute_dtype), training=False
         )
-        return {"images": tf.cast(images, tf.float32)}
+        return {signatures.IMAGES: tf.cast(images, tf.float32)}
 
     return inverse
 
@@ -135,7 +137,7 @@ def export_forward(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         forward_function(model, model_name),
         input_signature=[image_spec(model)],
     )
@@ -152,7 +154,7 @@ def export_inverse(
     archive = keras.export.ExportArchive()
     archive.track(model.backbone)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         inverse_function(model, model_name),
         input_signature=[feature_spec(model)],
     )
