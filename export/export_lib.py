@@ -19,8 +19,6 @@ shape alone would never run there.
 import dataclasses
 import os
 import re
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
@@ -28,8 +26,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from irevnet_tf import IRevNetClassifier
-from irevnet_tf.models.loading import MODEL_FILENAME  # noqa: F401
-from irevnet_tf.models.loading import load_classifier  # noqa: F401
+from irevnet_tf import files
 from irevnet_tf.serving import signatures
 from irevnet_tf.serving.signatures import FORWARD_NAME
 from irevnet_tf.serving.signatures import INVERSE_NAME
@@ -185,12 +182,10 @@ def models_config(
 
 def write_models_config(path: str, base_paths: dict[str, str]) -> None:
     """Writes `models_config(base_paths)` as a text proto to `path`."""
-    text = text_format.MessageToString(models_config(base_paths))
     # Replaced in one step: a server that polls the file never reads half.
-    staging = f"{path}.tmp"
-    with open(staging, "w") as file:
-        file.write(text)
-    os.replace(staging, path)
+    files.write_text(
+        path, text_format.MessageToString(models_config(base_paths))
+    )
 
 
 def next_version(output_dir: str, model_names: list[str]) -> int:
@@ -274,14 +269,8 @@ def export_for_serving(
         # model server only loads numeric directories, so it never sees a
         # half-written version.
         os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-        staging = tempfile.mkdtemp(
-            prefix=f".tmp-{version}-", dir=os.path.dirname(export_dir)
-        )
-        try:
+        with files.atomic_path(export_dir, directory=True) as staging:
             export(model, staging, name)
-            os.rename(staging, export_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     root = serving_root or os.path.abspath(output_dir)
     config_path = os.path.join(output_dir, MODELS_CONFIG_FILENAME)
     write_models_config(
