@@ -168,6 +168,7 @@ def measure(
     from export import export_lib
     from irevnet_tf import IRevNetClassifier
     from irevnet_tf.reconstruction_error import relative_error
+    from irevnet_tf.serving import signatures
 
     report = {"benchmark": "serving", "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as temporary:
@@ -180,8 +181,8 @@ def measure(
             export_dir = temporary
         else:
             report["export_dir"] = os.path.abspath(export_dir)
-        forward_dir = latest_export(export_dir, export_lib.FORWARD_NAME)
-        inverse_dir = latest_export(export_dir, export_lib.INVERSE_NAME)
+        forward_dir = latest_export(export_dir, signatures.FORWARD_NAME)
+        inverse_dir = latest_export(export_dir, signatures.INVERSE_NAME)
         report["forward_dir"] = forward_dir
         report["inverse_dir"] = inverse_dir
 

@@ -19,20 +19,17 @@ shape alone would never run there.
 import dataclasses
 import os
 import re
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.serving_client import FORWARD_NAME
-from export.serving_client import INVERSE_NAME
-from export.serving_client import SIGNATURE_NAME
 from irevnet_tf import IRevNetClassifier
-from irevnet_tf.models.loading import MODEL_FILENAME  # noqa: F401
-from irevnet_tf.models.loading import load_classifier  # noqa: F401
+from irevnet_tf import files
+from irevnet_tf.serving import signatures
+from irevnet_tf.serving.signatures import FORWARD_NAME
+from irevnet_tf.serving.signatures import INVERSE_NAME
 
 # The model server's configuration of both models, beside them.
 MODELS_CONFIG_FILENAME = "models.config"
@@ -63,7 +60,9 @@ def image_spec(model: IRevNetClassifier) -> tf.TensorSpec:
     Height and width are those of `backbone.image_shape`, None if unknown.
     """
     return tf.TensorSpec(
-        (None,) + tuple(model.backbone.image_shape), tf.float32, name="images"
+        (None,) + tuple(model.backbone.image_shape),
+        tf.float32,
+        name=signatures.FORWARD_INPUT,
     )
 
 
@@ -72,7 +71,7 @@ def feature_spec(model: IRevNetClassifier) -> tf.TensorSpec:
     return tf.TensorSpec(
         (None,) + tuple(model.backbone.feature_shape),
         tf.float32,
-        name="features",
+        name=signatures.INVERSE_INPUT,
     )
 
 
@@ -96,9 +95,9 @@ def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
             model.logits_from_features(features, training=False), tf.float32
         )
         return {
-            "logits": logits,
-            "probabilities": tf.nn.softmax(logits),
-            "features": tf.cast(features, tf.float32),
+            signatures.LOGITS: logits,
+            signatures.PROBABILITIES: tf.nn.softmax(logits),
+            signatures.FEATURES: tf.cast(features, tf.float32),
         }
 
     return forward
@@ -123,7 +122,7 @@ def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
         images = model.inverse(
             tf.cast(features, model.compute_dtype), training=False
         )
-        return {"images": tf.cast(images, tf.float32)}
+        return {signatures.IMAGES: tf.cast(images, tf.float32)}
 
     return inverse
 
@@ -135,7 +134,7 @@ def export_forward(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         forward_function(model, model_name),
         input_signature=[image_spec(model)],
     )
@@ -152,7 +151,7 @@ def export_inverse(
     archive = keras.export.ExportArchive()
     archive.track(model.backbone)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         inverse_function(model, model_name),
         input_signature=[feature_spec(model)],
     )
@@ -183,12 +182,10 @@ def models_config(
 
 def write_models_config(path: str, base_paths: dict[str, str]) -> None:
     """Writes `models_config(base_paths)` as a text proto to `path`."""
-    text = text_format.MessageToString(models_config(base_paths))
     # Replaced in one step: a server that polls the file never reads half.
-    staging = f"{path}.tmp"
-    with open(staging, "w") as file:
-        file.write(text)
-    os.replace(staging, path)
+    files.write_text(
+        path, text_format.MessageToString(models_config(base_paths))
+    )
 
 
 def next_version(output_dir: str, model_names: list[str]) -> int:
@@ -272,14 +269,8 @@ def export_for_serving(
         # model server only loads numeric directories, so it never sees a
         # half-written version.
         os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-        staging = tempfile.mkdtemp(
-            prefix=f".tmp-{version}-", dir=os.path.dirname(export_dir)
-        )
-        try:
+        with files.atomic_path(export_dir, directory=True) as staging:
             export(model, staging, name)
-            os.rename(staging, export_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     root = serving_root or os.path.abspath(output_dir)
     config_path = os.path.join(output_dir, MODELS_CONFIG_FILENAME)
     write_models_config(

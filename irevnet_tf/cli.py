@@ -26,6 +26,10 @@ from absl import flags
 
 USAGE_ERROR_STATUS = 2
 
+# absl's help flags; `run` answers them itself (see `_usage`).
+_HELP_ARGUMENTS = ("-?", "-h", "-help", "--help", "-helpshort", "--helpshort")
+_HELPFULL_ARGUMENTS = ("-helpfull", "--helpfull")
+
 # TensorFlow's native start-up lines: never about the user's input.
 _STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog"
@@ -59,6 +63,11 @@ def run(main: Callable[[], None], program: str) -> None:
     """
 
     def parse_flags(argv):
+        arguments = argv[1 : argv.index("--") if "--" in argv else None]
+        if any(a in _HELP_ARGUMENTS + _HELPFULL_ARGUMENTS for a in arguments):
+            full = any(a in _HELPFULL_ARGUMENTS for a in arguments)
+            print(_usage(main, program, full=full))
+            sys.exit(0)
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:
@@ -73,6 +82,24 @@ def run(main: Callable[[], None], program: str) -> None:
             fail(program, str(error))
 
     app.run(checked_main, flags_parser=parse_flags)
+
+
+def _usage(main: Callable[[], None], program: str, full: bool) -> str:
+    """The program's docstring and its flags, as `--help` prints them.
+
+    absl's own help exits with status 1 and, in a console script (whose
+    `__main__` is a generated launcher), finds neither the docstring nor the
+    flags: both belong to the module that defines `main`.
+    """
+    module = sys.modules[main.__module__]
+    # absl files the flags of `python -m MODULE` under `sys.argv[0]`.
+    key = sys.argv[0] if main.__module__ == "__main__" else main.__module__
+    doc = (module.__doc__ or f"USAGE: {program} [flags]").strip("\n")
+    described = flags.FLAGS.get_help() if full else flags.FLAGS.module_help(key)
+    text = f"{doc}\n\nflags:\n{described}" if described else doc
+    if not full:
+        text += "\n\nTry --helpfull to get a list of all flags."
+    return text
 
 
 @contextlib.contextmanager

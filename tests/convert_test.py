@@ -19,8 +19,10 @@ import torch
 from absl.testing import parameterized
 
 from irevnet_tf import PRESETS
+from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf import convert
+from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
 
@@ -313,6 +315,25 @@ class ConvertTest(TestCase):
             self.assertEqual(config["batch_norm_momentum"], 0.9)
             self.assertEqual(config["head_batch_norm_momentum"], 0.1)
         self.assertEqual(imagenet["initial_block_size"], 2)  # init_ds=2
+
+    @parameterized.named_parameters(
+        ("cifar10_preset", lambda: IRevNet.from_preset("cifar10")),
+        (
+            "initial_downsampling",
+            lambda: small_classifier(initial_block_size=2).backbone,
+        ),
+    )
+    def test_authors_constructor_round_trip(self, make_backbone):
+        # Ours -> the authors' -> ours gives back every backbone argument
+        # the authors' constructor has.
+        backbone_config = make_backbone().get_config()
+        constructor = convert.authors_constructor(backbone_config, 7)
+        config = convert.config_from_authors(constructor)
+        self.assertEqual(config.pop("num_classes"), 7)
+        self.assertEqual(config.pop("head_batch_norm_momentum"), 0.1)
+        self.assertEqual(
+            config, {k: backbone_config[k] for k in config}, constructor
+        )
 
     def test_default_channels_as_in_authors_code(self):
         # nChannels=None: in_ch = C * 2**init_ds, widths in_ch/2 * 4**stage.

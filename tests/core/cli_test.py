@@ -66,3 +66,12 @@ def test_usage_errors_are_one_line_and_status_2(args, expected, onednn):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(expected), lines[0]
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("argument", ["--help", "-h", "--helpshort"])
+def test_help_is_the_usage_text_and_status_0(argument):
+    result = _run([argument], "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("USAGE: demo [flags]"), result.stdout
+    assert "--count: A positive count." in result.stdout
+    assert result.stderr == ""
