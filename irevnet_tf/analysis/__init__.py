@@ -15,7 +15,9 @@ that draws its figure, and a `run_*` function that writes both
 - `spectrum`: singular values of the Jacobian of `Phi` at an image, exact
   or by a matrix-free randomised method (Figure 4).
 
-Everything runs in inference mode (`training=False`). The command line:
+Everything runs in inference mode (`training=False`). On the command line,
+each is a subcommand named after its module, with the flags the module
+declares (its `FLAGS`) besides those of every analysis (`__main__`):
 
     python -m irevnet_tf.analysis SUBCOMMAND --model PATH \
         --dataset NAME --output_dir DIR

@@ -28,9 +28,11 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 from scipy.sparse import linalg as sparse_linalg
 
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import outputs
 
@@ -38,6 +40,62 @@ METHODS = ("auto", "exact", "randomized")
 # Largest input ("auto") for which the dense Jacobian is formed: a
 # 4096 x 4096 float64 matrix (128 MiB) and its SVD take seconds.
 EXACT_MAX_DIM = 4096
+
+# `python -m irevnet_tf.analysis spectrum`: the flags beyond those of every
+# analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_NUM_IMAGES = flags.DEFINE_integer(
+    "num_images", 1, "Images analysed.", lower_bound=1, flag_values=FLAGS
+)
+_FIRST_INDEX = flags.DEFINE_integer(
+    "first_index",
+    0,
+    "Index of the first image in the split.",
+    lower_bound=0,
+    flag_values=FLAGS,
+)
+_METHOD = flags.DEFINE_enum(
+    "method",
+    "auto",
+    METHODS,
+    "exact (full Jacobian), randomized (top k, matrix-free), or auto: exact "
+    f"up to {EXACT_MAX_DIM} pixel values.",
+    flag_values=FLAGS,
+)
+_TOP_K = flags.DEFINE_integer(
+    "top_k",
+    100,
+    "Singular values the randomized method finds.",
+    lower_bound=1,
+    flag_values=FLAGS,
+)
+_OVERSAMPLING = flags.DEFINE_integer(
+    "oversampling",
+    10,
+    "Extra vectors of the randomized method.",
+    lower_bound=0,
+    flag_values=FLAGS,
+)
+_MAX_ITERATIONS = flags.DEFINE_integer(
+    "max_iterations",
+    30,
+    "Iterations of the randomized method at most.",
+    lower_bound=1,
+    flag_values=FLAGS,
+)
+_TOLERANCE = command_line.define_positive_float(
+    "tolerance",
+    1e-4,
+    "The randomized method stops when no value changes more (relative) in "
+    "one iteration.",
+    FLAGS,
+)
+_ENERGY_K = command_line.define_integer_list(
+    "energy_k",
+    [1, 10, 100],
+    "k at which the energy fraction is reported.",
+    FLAGS,
+)
 
 
 # Traced product functions per backbone, shared by its operators (one trace
@@ -439,3 +497,33 @@ def run_spectrum(
     )
     outputs.write_outputs(output_dir, "spectrum", record, fig)
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_spectrum(
+        inputs.model,
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        settings=inputs.settings,
+        split=inputs.split,
+        num_images=_NUM_IMAGES.value,
+        first_index=_FIRST_INDEX.value,
+        method=_METHOD.value,
+        top_k=_TOP_K.value,
+        oversampling=_OVERSAMPLING.value,
+        max_iterations=_MAX_ITERATIONS.value,
+        tolerance=_TOLERANCE.value,
+        energy_k=_ENERGY_K.value,
+        batch_size=inputs.batch_size,
+        seed=inputs.seed,
+    )
+    return "; ".join(
+        f"{image['image']}: {len(image['singular_values'])} singular "
+        f"values ({image['method']}), s_1 = "
+        f"{image['singular_values'][0]:.4g}, energy fraction "
+        + ", ".join(
+            f"k={k} {v:.3f}" for k, v in image["energy_fraction_at"].items()
+        )
+        for image in record["images"]
+    )
