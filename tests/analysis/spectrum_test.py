@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
+from irevnet_tf.analysis import jacobian
 from irevnet_tf.analysis import spectrum
 from irevnet_tf.testing import digits_models
 from irevnet_tf.testing.test_case import TestCase
@@ -38,7 +39,7 @@ def autodiff_jacobian(model, image):
 
 class JacobianOperatorTest(TestCase):
     def test_products_are_adjoint(self):
-        operator = spectrum.JacobianOperator(
+        operator = jacobian.JacobianOperator(
             trained_classifier().backbone, digit(), batch_size=3
         )
         self.assertEqual(operator.shape, (1024, 256))
@@ -56,7 +57,7 @@ class JacobianOperatorTest(TestCase):
         # of the operator's forward-mode columns.
         model = digits_models.bijective_classifier()
         image = np.random.default_rng(0).random((16, 16, 1), "float32")
-        dense = spectrum.JacobianOperator(model.backbone, image, 128).dense()
+        dense = jacobian.JacobianOperator(model.backbone, image, 128).dense()
         expected = autodiff_jacobian(model, image)
         self.assertAllClose(dense, expected, atol=1e-5 * np.abs(expected).max())
         result = spectrum.jacobian_spectrum(model, image, "exact")
@@ -130,11 +131,11 @@ class SpectrumTest(TestCase):
             spectrum.choose_method("lanczos", 10)
 
     def test_top_k_beyond_the_rank(self):
-        operator = spectrum.JacobianOperator(
+        operator = jacobian.JacobianOperator(
             digits_models.bijective_classifier().backbone, np.zeros((16, 16, 1))
         )
         with self.assertRaisesRegex(ValueError, "top_k=257"):
-            spectrum.randomized_singular_values(operator, 257)
+            jacobian.randomized_singular_values(operator, 257)
 
     def test_run_on_noise_without_a_dataset(self):
         output_dir = self.get_temp_dir()
