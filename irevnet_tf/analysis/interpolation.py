@@ -17,13 +17,31 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 
 from irevnet_tf import files
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
 from irevnet_tf.reconstruction_error import relative_errors
+
+# `python -m irevnet_tf.analysis interpolation`: the flags beyond those of
+# every analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_NUM_PAIRS = flags.DEFINE_integer(
+    "num_pairs", 4, "Random pairs.", lower_bound=1, flag_values=FLAGS
+)
+_STEPS = flags.DEFINE_integer(
+    "steps", 9, "Values of t, >= 2.", lower_bound=2, flag_values=FLAGS
+)
+_PAIRS = command_line.define_index_pairs(
+    "pairs",
+    None,
+    "Image indices in the split instead of random pairs: 0:5,3:9.",
+    FLAGS,
+)
 
 
 def interpolation_path(model, x0, x1, steps: int) -> dict:
@@ -233,3 +251,23 @@ def run_interpolation(
             pairs=np.asarray(pairs),
         )
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_interpolation(
+        inputs.model,
+        inputs.required_settings("interpolation"),
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        split=inputs.split,
+        num_pairs=_NUM_PAIRS.value,
+        steps=_STEPS.value,
+        pairs=_PAIRS.value,
+        seed=inputs.seed,
+    )
+    worst = max(max(pair["endpoint_errors"]) for pair in record["pairs"])
+    return (
+        f"Interpolated {len(record['pairs'])} pairs in {_STEPS.value} "
+        f"steps; endpoint reconstruction error at most {worst:.3g}"
+    )

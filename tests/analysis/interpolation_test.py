@@ -2,15 +2,25 @@ import os
 
 import numpy as np
 
+from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import interpolation
+from irevnet_tf.testing import digits_models
 from irevnet_tf.testing.test_case import TestCase
-from tests.analysis import common
+from tests.datasets.digit_files import prepared_digits_dir
+
+
+def trained_classifier():
+    return digits_models.trained_classifier(prepared_digits_dir())
+
+
+def digits_settings():
+    return DataSettings("digits", data_dir=prepared_digits_dir())
 
 
 def digits(count):
     images, labels, _ = data_lib.load_examples(
-        common.trained_classifier(), common.digits_settings(), "test", count
+        trained_classifier(), digits_settings(), "test", count
     )
     return images, labels
 
@@ -19,7 +29,7 @@ class InterpolationPathTest(TestCase):
     def test_endpoints_are_the_two_images(self):
         (x0, x1), _ = digits(2)
         path = interpolation.interpolation_path(
-            common.trained_classifier(), x0, x1, steps=5
+            trained_classifier(), x0, x1, steps=5
         )
         self.assertAllClose(path["t"], [0.0, 0.25, 0.5, 0.75, 1.0])
         self.assertEqual(path["features_path"].shape, (5, 16, 16, 1))
@@ -34,7 +44,7 @@ class InterpolationPathTest(TestCase):
 
     def test_path_is_a_straight_line_in_feature_space(self):
         # With a bijective Phi, Phi(x_t) is exactly the mixed features.
-        model = common.bijective_classifier()
+        model = digits_models.bijective_classifier()
         rng = np.random.default_rng(0)
         x0, x1 = rng.random((2, 16, 16, 1), "float32")
         path = interpolation.interpolation_path(model, x0, x1, steps=3)
@@ -55,7 +65,7 @@ class InterpolationPathTest(TestCase):
     def test_steps_below_two(self):
         with self.assertRaisesRegex(ValueError, "steps=1"):
             interpolation.interpolation_path(
-                common.bijective_classifier(),
+                digits_models.bijective_classifier(),
                 np.zeros((16, 16, 1)),
                 np.ones((16, 16, 1)),
                 steps=1,
@@ -66,8 +76,8 @@ class RunInterpolationTest(TestCase):
     def test_writes_strips_of_the_chosen_pairs(self):
         output_dir = self.get_temp_dir()
         record = interpolation.run_interpolation(
-            common.trained_classifier(),
-            common.digits_settings(),
+            trained_classifier(),
+            digits_settings(),
             output_dir,
             pairs=[(0, 1), (2, 5)],
             steps=4,
@@ -100,8 +110,8 @@ class RunInterpolationTest(TestCase):
     def test_index_beyond_the_split(self):
         with self.assertRaisesRegex(ValueError, "has 360 images"):
             interpolation.run_interpolation(
-                common.trained_classifier(),
-                common.digits_settings(),
+                trained_classifier(),
+                digits_settings(),
                 self.get_temp_dir(),
                 pairs=[(0, 360)],
             )

@@ -1,8 +1,12 @@
-"""A small i-RevNet trained on scikit-learn's digits, shared by the tests.
+"""Small i-RevNet classifiers of 16x16 digits for tests.
 
-Trained once per test process, in process, for a few epochs (about 20 s on
-two cores): accurate enough (about 90% test accuracy) for the analyses to
-show real structure, and saved as a training run would leave it.
+- `trained_classifier`: the "digits" preset after two epochs on
+  scikit-learn's digits, trained once per process, in process (about 20 s
+  on two cores): accurate enough (about 90% test accuracy) for the analyses
+  to show real structure.
+- `run_directory`: a training `--model_dir` as the training program leaves
+  it (`model.keras` and its `config.json` record), with an untrained model.
+- `bijective_classifier`: an untrained model without zero padding.
 """
 
 import atexit
@@ -12,30 +16,29 @@ import tempfile
 
 import keras
 
-from irevnet_tf import IRevNet
-from irevnet_tf import IRevNetClassifier
 from irevnet_tf import datasets
 from irevnet_tf import files
-from irevnet_tf import run_directory
-from irevnet_tf.analysis import DataSettings
+from irevnet_tf import run_directory as run_directory_lib
 from irevnet_tf.datasets.loading import TFDS_DATASETS
+from irevnet_tf.models.irevnet import IRevNet
+from irevnet_tf.models.irevnet_classifier import IRevNetClassifier
 from irevnet_tf.testing.test_case import randomize_batch_norm
-from tests.datasets.digit_files import prepared_digits_dir
 
 EPOCHS = 2
-
-
-def digits_settings(**overrides) -> DataSettings:
-    """`DataSettings` of the digits at 16x16 from the tests' tfds dir."""
-    return DataSettings("digits", data_dir=prepared_digits_dir(), **overrides)
+IMAGE_SIZE = 16
 
 
 @functools.lru_cache(maxsize=None)
-def trained_classifier() -> IRevNetClassifier:
-    """The "digits" preset after a few epochs of SGD on the training split."""
+def trained_classifier(data_dir: str) -> IRevNetClassifier:
+    """The "digits" preset after `EPOCHS` epochs of SGD on the training split.
+
+    Args:
+        data_dir: a TensorFlow Datasets directory holding the prepared
+            "digits" (or where to prepare them).
+    """
     keras.utils.set_random_seed(0)
     train, _ = datasets.load(
-        "digits", "train", image_size=16, data_dir=prepared_digits_dir()
+        "digits", "train", image_size=IMAGE_SIZE, data_dir=data_dir
     )
     # Plain autodiff: faster to train, and the function is the same.
     model = IRevNetClassifier.from_preset("digits", memory_saving=False)
@@ -53,30 +56,30 @@ def trained_classifier() -> IRevNetClassifier:
 
 
 @functools.lru_cache(maxsize=None)
-def model_dir() -> str:
-    """A training `--model_dir`: `model.keras` and a `config.json`.
+def run_directory() -> str:
+    """A training `--model_dir`: `model.keras` and its `config.json`.
 
     The model is the untrained "digits" preset with random BatchNorm
-    statistics (the command-line tests check plumbing, not accuracy). The
-    config.json is a `RunRecord` as the training program writes it, and
-    says the images are normalised.
+    statistics (for tests of plumbing, not of accuracy). The record is a
+    `RunRecord` of a digits run on normalised images with the "resize"
+    preprocessing. Removed when the process exits.
     """
-    directory = tempfile.mkdtemp(prefix="analysis-model-")
+    directory = tempfile.mkdtemp(prefix="digits-run-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     keras.utils.set_random_seed(1)
     model = IRevNetClassifier.from_preset("digits")
     randomize_batch_norm(model, seed=1)
-    run = run_directory.RunDirectory(directory)
+    run = run_directory_lib.RunDirectory(directory)
     model.save(run.model_path)
     statistics = TFDS_DATASETS["digits"]
-    record = run_directory.RunRecord(
+    record = run_directory_lib.RunRecord(
         config={"dataset": "digits", "preset": "digits"},
         recipe={"name": "digits", "preprocessing": "resize"},
-        dataset=run_directory.DatasetRecord(
+        dataset=run_directory_lib.DatasetRecord(
             name="digits",
             num_classes=10,
             class_names=[str(i) for i in range(10)],
-            image_shape=[16, 16, 1],
+            image_shape=[IMAGE_SIZE, IMAGE_SIZE, 1],
             train_examples=1437,
             eval_split="test",
             normalized=True,
@@ -104,7 +107,7 @@ def bijective_classifier(seed: int = 0) -> IRevNetClassifier:
             stage_filters=[8, 32],
             stage_strides=[1, 2],
             initial_block_size=4,
-            image_shape=(16, 16, 1),
+            image_shape=(IMAGE_SIZE, IMAGE_SIZE, 1),
         ),
         10,
     )
