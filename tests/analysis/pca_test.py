@@ -7,7 +7,7 @@ from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import pca
 from irevnet_tf.testing import digits_models
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 
 
 def trained_classifier():

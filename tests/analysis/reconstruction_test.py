@@ -11,7 +11,7 @@ from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import reconstruction
 from irevnet_tf.testing import digits_models
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 
 # The paper's float32 errors are 5e-6 (noise) and 3e-6 (ImageNet); this
 # small model measures about 2e-7.

@@ -9,7 +9,7 @@ from irevnet_tf.analysis import jacobian
 from irevnet_tf.analysis import spectrum
 from irevnet_tf.testing import digits_models
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 
 
 def trained_classifier():
