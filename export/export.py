@@ -15,6 +15,7 @@ from absl import logging
 
 from export import export_lib
 from irevnet_tf import cli
+from irevnet_tf import files
 from irevnet_tf.models import loading
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.serving import signatures
@@ -65,6 +66,9 @@ def main() -> None:
         if not flag.value:
             raise cli.UsageError(f"--{flag.name} is required.")
     try:
+        # Before the (slow) model: a path that cannot be written to ends
+        # the program before any work.
+        files.check_writable_directory(_OUTPUT_DIR.value, "--output_dir")
         model = loading.load_classifier(_MODEL.value)
         result = export_lib.export_for_serving(
             model,
@@ -76,6 +80,11 @@ def main() -> None:
         )
     except ValueError as error:
         raise cli.UsageError(str(error)) from None
+    if not result.written:
+        print(
+            f"Version {result.version} holds this model already; nothing to "
+            "export."
+        )
     print(f"Forward SavedModel: {result.forward_dir}")
     print(f"Inverse SavedModel: {result.inverse_dir}")
     print(f"Model server config: {result.models_config}")
