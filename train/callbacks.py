@@ -1,14 +1,14 @@
 """Keras callbacks of the training program."""
 
 import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-STATE_FILENAME = "state.weights.h5"
+from irevnet_tf import files
+from irevnet_tf.reconstruction_error import relative_errors
+from irevnet_tf.run_directory import CHECKPOINT_FILENAME
 
 
 class TrainingStateBackup(keras.callbacks.Callback):
@@ -17,9 +17,10 @@ class TrainingStateBackup(keras.callbacks.Callback):
     The state is what `model.save_weights` writes: the weights and the
     optimizer's variables, including its step counter, which drives the
     learning-rate schedule. It is written to a temporary file and renamed
-    over `state.weights.h5`, so a process killed while saving leaves the
-    previous state whole. The step counter tells `train_lib` where to
-    resume: the run continues at exactly that step.
+    over `state.weights.h5` (`irevnet_tf.files.atomic_path`), so a process
+    killed while saving leaves the previous state whole. The step counter
+    tells `train_lib` where to resume: the run continues at exactly that
+    step.
 
     `keras.callbacks.BackupAndRestore` (Keras 3.15) is not used: it restores
     the epoch number only, so a run killed mid-epoch replays that epoch from
@@ -49,7 +50,7 @@ class TrainingStateBackup(keras.callbacks.Callback):
 
     @property
     def state_path(self):
-        return os.path.join(self.restore_dir, STATE_FILENAME)
+        return os.path.join(self.restore_dir, CHECKPOINT_FILENAME)
 
     def restore(self, model) -> int:
         """Loads the saved state into `model`; returns the step reached."""
@@ -63,13 +64,9 @@ class TrainingStateBackup(keras.callbacks.Callback):
 
     def save(self):
         os.makedirs(self.save_dir, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".saving-", dir=self.save_dir)
-        try:
-            path = os.path.join(staging, STATE_FILENAME)
-            self.model.save_weights(path)
-            os.replace(path, os.path.join(self.save_dir, STATE_FILENAME))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        target = os.path.join(self.save_dir, CHECKPOINT_FILENAME)
+        with files.atomic_path(target) as staged:
+            self.model.save_weights(staged)
         self.last_saved_step = optimizer_step(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -145,11 +142,3 @@ class RunProgbar(keras.callbacks.ProgbarLogger):
 def optimizer_step(model) -> int:
     """The number of optimizer steps taken (also under a strategy)."""
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-
-
-def relative_errors(images, restored) -> np.ndarray:
-    """`||x - x'|| / ||x||` per example."""
-    images = tf.reshape(images, (tf.shape(images)[0], -1))
-    restored = tf.reshape(restored, (tf.shape(restored)[0], -1))
-    difference = tf.norm(images - restored, axis=1)
-    return (difference / tf.maximum(tf.norm(images, axis=1), 1e-12)).numpy()

@@ -5,13 +5,14 @@ import zlib
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl.testing import parameterized
 
 from irevnet_tf import datasets
 from irevnet_tf.datasets.digits import digits_arrays
 from irevnet_tf.datasets.digits import split_indices
+from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
-from tests.datasets.digit_files import write_digit_folder
 
 
 def fresh_dir(test):
@@ -40,29 +41,26 @@ class DigitsTest(TestCase):
         self.assertEqual(info.class_names, tuple(str(d) for d in range(10)))
         self.assertFalse(info.normalized)
 
-    def test_fixed_split_holds_scikit_learns_images(self):
-        # At the native size the pipeline returns the stored pixels / 255.
-        all_images, all_labels = digits_arrays()
+    def test_fixed_split_is_a_partition(self):
+        _, all_labels = digits_arrays()
         train_indices, test_indices = split_indices(all_labels)
         self.assertEmpty(set(train_indices) & set(test_indices))
         self.assertLen(set(train_indices) | set(test_indices), 1797)
-        for split, indices in (
-            ("train", train_indices),
-            ("test", test_indices),
-        ):
-            with self.subTest(split=split):
-                dataset, info = self.load(split)
-                self.assertEqual(info.image_shape, (8, 8, 1))
-                images, labels = as_arrays(dataset)
-                pixels = np.round(images * 255).astype(np.uint8)
-                loaded = sorted(
-                    (int(y), p.tobytes()) for p, y in zip(pixels, labels)
-                )
-                expected = sorted(
-                    (int(all_labels[i]), all_images[i].tobytes())
-                    for i in indices
-                )
-                self.assertEqual(loaded, expected)
+
+    @parameterized.named_parameters(("train", "train", 0), ("test", "test", 1))
+    def test_fixed_split_holds_scikit_learns_images(self, split, which):
+        # At the native size the pipeline returns the stored pixels / 255.
+        all_images, all_labels = digits_arrays()
+        indices = split_indices(all_labels)[which]
+        dataset, info = self.load(split)
+        self.assertEqual(info.image_shape, (8, 8, 1))
+        images, labels = as_arrays(dataset)
+        pixels = np.round(images * 255).astype(np.uint8)
+        loaded = sorted((int(y), p.tobytes()) for p, y in zip(pixels, labels))
+        expected = sorted(
+            (int(all_labels[i]), all_images[i].tobytes()) for i in indices
+        )
+        self.assertEqual(loaded, expected)
 
     def test_pixels_in_unit_range_and_resized(self):
         images, labels = as_arrays(self.load("test", image_size=16)[0])
@@ -122,20 +120,20 @@ class DigitsTest(TestCase):
         full = {i.tobytes() for i in as_arrays(self.load("test")[0])[0]}
         self.assertEqual(shards[0] | shards[1], full)
 
-    def test_every_preprocessing_style(self):
-        for style in datasets.PREPROCESSING_STYLES:
-            for training in (False, True):
-                with self.subTest(style=style, training=training):
-                    dataset, _ = self.load(
-                        "train",
-                        image_size=16,
-                        preprocessing=style,
-                        training=training,
-                        seed=0,
-                    )
-                    images, _ = as_arrays(dataset, limit=8)
-                    self.assertEqual(images.shape, (8, 16, 16, 1))
-                    self.assertTrue(np.all(np.isfinite(images)))
+    @parameterized.product(
+        style=datasets.PREPROCESSING_STYLES, training=(False, True)
+    )
+    def test_every_preprocessing_style(self, style, training):
+        dataset, _ = self.load(
+            "train",
+            image_size=16,
+            preprocessing=style,
+            training=training,
+            seed=0,
+        )
+        images, _ = as_arrays(dataset, limit=8)
+        self.assertEqual(images.shape, (8, 16, 16, 1))
+        self.assertTrue(np.all(np.isfinite(images)))
 
 
 class BadInputTest(TestCase):
@@ -185,28 +183,29 @@ class MockedTfdsTest(TestCase):
         self.assertEqual(images.shape, (12, 32, 32, 3))
         self.assertTrue(np.all((labels >= 0) & (labels < 10)))
 
-    def test_imagenet2012_from_jpeg_bytes(self):
+    @parameterized.named_parameters(
+        ("train", "train", True), ("validation", "validation", False)
+    )
+    def test_imagenet2012_from_jpeg_bytes(self, split, training):
         manual_dir = fresh_dir(self)
         for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"):
             open(os.path.join(manual_dir, name), "w").close()
-        for split, training in (("train", True), ("validation", False)):
-            with self.subTest(split=split):
-                with tfds.testing.mock_data(num_examples=6):
-                    dataset, info = datasets.load(
-                        "imagenet2012",
-                        split,
-                        image_size=40,
-                        preprocessing="imagenet",
-                        training=training,
-                        seed=1,
-                        manual_dir=manual_dir,
-                    )
-                    images, labels = as_arrays(dataset, limit=6)
-                self.assertEqual(info.num_classes, 1000)
-                self.assertEqual(info.eval_split, "validation")
-                self.assertEqual(images.shape, (6, 40, 40, 3))
-                self.assertGreaterEqual(images.min(), 0.0)
-                self.assertLessEqual(images.max(), 1.0)
+        with tfds.testing.mock_data(num_examples=6):
+            dataset, info = datasets.load(
+                "imagenet2012",
+                split,
+                image_size=40,
+                preprocessing="imagenet",
+                training=training,
+                seed=1,
+                manual_dir=manual_dir,
+            )
+            images, labels = as_arrays(dataset, limit=6)
+        self.assertEqual(info.num_classes, 1000)
+        self.assertEqual(info.eval_split, "validation")
+        self.assertEqual(images.shape, (6, 40, 40, 3))
+        self.assertGreaterEqual(images.min(), 0.0)
+        self.assertLessEqual(images.max(), 1.0)
 
     def test_imagenet2012_needs_image_size(self):
         manual_dir = fresh_dir(self)
@@ -218,31 +217,26 @@ class MockedTfdsTest(TestCase):
 
 
 class FolderTest(TestCase):
-    def test_flat_layout_split_by_path_hash(self):
+    @parameterized.named_parameters(("train", "train"), ("test", "test"))
+    def test_flat_layout_split_by_path_hash(self, split):
         root = fresh_dir(self)
         written = write_digit_folder(root, classes=(3, 1, 7), per_class=20)
-        train, info = datasets.load(f"folder:{root}", "train")
-        test, test_info = datasets.load(f"folder:{root}", "test")
+        dataset, info = datasets.load(f"folder:{root}", split)
         self.assertEqual(info.class_names, ("digit1", "digit3", "digit7"))
         self.assertEqual(info.image_shape, (8, 8, 1))
         expected = {"train": set(), "test": set()}
         for path, image in written.items():
             relative = os.path.relpath(path, root).encode()
-            split = "test" if zlib.crc32(relative) % 5 == 0 else "train"
+            in_split = "test" if zlib.crc32(relative) % 5 == 0 else "train"
             label = info.class_names.index(
                 os.path.basename(os.path.dirname(path))
             )
-            expected[split].add((label, image.tobytes()))
-        for split, dataset, split_info in (
-            ("train", train, info),
-            ("test", test, test_info),
-        ):
-            with self.subTest(split=split):
-                images, labels = as_arrays(dataset)
-                pixels = np.round(images * 255).astype(np.uint8)
-                loaded = {(int(y), p.tobytes()) for p, y in zip(pixels, labels)}
-                self.assertEqual(loaded, expected[split])
-                self.assertEqual(split_info.num_examples, len(expected[split]))
+            expected[in_split].add((label, image.tobytes()))
+        images, labels = as_arrays(dataset)
+        pixels = np.round(images * 255).astype(np.uint8)
+        loaded = {(int(y), p.tobytes()) for p, y in zip(pixels, labels)}
+        self.assertEqual(loaded, expected[split])
+        self.assertEqual(info.num_examples, len(expected[split]))
         self.assertNotEmpty(expected["test"])
 
     def test_split_layout_and_statistics(self):

@@ -1,3 +1,5 @@
+"""train_and_evaluate in process, and the optimizer it trains with."""
+
 import glob
 import json
 import os
@@ -8,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 import torch
-from absl.testing import parameterized
 
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.cli import UsageError
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
+from train import distribute
 from train import train_lib
-from train.configs import recipes
 from train.configs.base import TrainConfig
 from train.optimizers import SGDWithL2
 
@@ -41,153 +43,6 @@ def manual_dir_with_archives(test):
     for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"):
         open(os.path.join(manual_dir, name), "w").close()
     return manual_dir
-
-
-class ResolveConfigTest(TestCase):
-    @parameterized.named_parameters(
-        ("digits", "digits", "digits", "digits", 16, 64, 20, None),
-        ("cifar10", "cifar10", "cifar", "cifar10", 32, 128, 200, None),
-        ("cifar100", "cifar100", "cifar", "cifar10", 32, 128, 200, None),
-        (
-            "imagenet2012",
-            "imagenet2012",
-            "imagenet",
-            "irevnet301",
-            224,
-            256,
-            None,
-            600_000,
-        ),
-        ("folder", "folder:/data/pets", "cifar", "cifar10", 32, 128, 200, None),
-    )
-    def test_defaults(
-        self, dataset, recipe, preset, image_size, batch, epochs, steps
-    ):
-        config, resolved_recipe = train_lib.resolve_config(
-            TrainConfig(dataset=dataset)
-        )
-        self.assertEqual(config.recipe, recipe)
-        self.assertEqual(resolved_recipe.name, recipe)
-        self.assertEqual(config.preset, preset)
-        self.assertEqual(config.image_size, image_size)
-        self.assertEqual(config.batch_size, batch)
-        self.assertEqual(config.epochs, epochs)
-        self.assertEqual(config.train_steps, steps)
-        self.assertEqual(config.momentum, 0.9)
-        self.assertEqual(config.learning_rate, 0.1)
-
-    def test_paper_weight_decay(self):
-        for dataset, decay in (("cifar10", 5e-4), ("imagenet2012", 1e-4)):
-            with self.subTest(dataset=dataset):
-                config, _ = train_lib.resolve_config(TrainConfig(dataset))
-                self.assertEqual(config.weight_decay, decay)
-
-    def test_flags_override_the_recipe(self):
-        config, _ = train_lib.resolve_config(
-            TrainConfig(
-                dataset="cifar10",
-                recipe="imagenet",
-                batch_size=32,
-                learning_rate=0.05,
-                lr_schedule="cosine",
-                train_steps=10,
-                image_size=64,
-            )
-        )
-        self.assertEqual(
-            (config.batch_size, config.learning_rate, config.lr_schedule),
-            (32, 0.05, "cosine"),
-        )
-        self.assertEqual((config.epochs, config.train_steps), (None, 10))
-        self.assertEqual(config.weight_decay, 1e-4)  # From the recipe.
-        self.assertEqual(config.image_size, 64)
-
-    @parameterized.named_parameters(
-        ("dataset", dict(dataset="mnist"), "Unknown dataset 'mnist'"),
-        ("folder_path", dict(dataset="folder:"), "needs a path"),
-        ("preset", dict(preset="resnet50"), "Unknown preset 'resnet50'"),
-        ("recipe", dict(recipe="fast"), "Unknown recipe 'fast'"),
-        ("image_size", dict(image_size=20), "not divisible by 8"),
-        ("length", dict(epochs=2, train_steps=5), "not both"),
-        ("batch", dict(batch_size=0), "batch_size=0"),
-        ("momentum", dict(momentum=1.0), "momentum=1.0"),
-        ("rate", dict(learning_rate=-1.0), "learning_rate=-1.0"),
-        ("decay", dict(weight_decay=-1e-4), "weight_decay=-0.0001"),
-        ("schedule", dict(lr_schedule="linear"), "lr_schedule='linear'"),
-        ("strategy", dict(strategy="tpu"), "strategy='tpu'"),
-        ("checkpoints", dict(checkpoint_steps=0), "checkpoint_steps=0"),
-    )
-    def test_bad_settings(self, overrides, message):
-        with self.assertRaisesRegex(ValueError, message):
-            train_lib.resolve_config(TrainConfig(**overrides))
-
-    def test_model_dir_that_is_a_file(self):
-        path = os.path.join(fresh_dir(self), "model")
-        open(path, "w").close()
-        with self.assertRaisesRegex(ValueError, "is a file"):
-            train_lib.resolve_config(TrainConfig(model_dir=path))
-
-
-class LearningRateScheduleTest(TestCase):
-    def test_cifar_steps_as_the_authors(self):
-        # 200 epochs of one step: epochs 1-60 use 0.1, 61-120 0.02, 121-160
-        # 0.004, 161-200 0.0008 (pytorch-i-revnet utils_cifar.learning_rate).
-        recipe = recipes.CIFAR
-        schedule = train_lib.learning_rate_schedule(
-            "step", 0.1, 200, recipe.lr_boundaries, recipe.lr_decay_factor
-        )
-        for epoch, expected in ((1, 0.1), (60, 0.1), (61, 0.02), (120, 0.02)):
-            with self.subTest(epoch=epoch):
-                # The update of epoch e sees e - 1 steps taken.
-                self.assertAllClose(schedule(epoch - 1), expected)
-        for epoch, expected in ((121, 0.004), (161, 0.0008), (200, 0.0008)):
-            with self.subTest(epoch=epoch):
-                self.assertAllClose(schedule(epoch - 1), expected)
-
-    def test_imagenet_divides_by_ten_every_160k(self):
-        recipe = recipes.IMAGENET
-        schedule = train_lib.learning_rate_schedule(
-            "step", 0.1, 600_000, recipe.lr_boundaries, recipe.lr_decay_factor
-        )
-        for step, expected in (
-            (0, 0.1),
-            (159_999, 0.1),
-            (160_000, 0.01),
-            (320_000, 0.001),
-            (480_000, 0.0001),
-            (599_999, 0.0001),
-        ):
-            with self.subTest(step=step):
-                self.assertAllClose(schedule(step), expected)
-
-    def test_cosine_and_constant(self):
-        cosine = train_lib.learning_rate_schedule("cosine", 0.1, 100)
-        self.assertAllClose(cosine(0), 0.1)
-        self.assertAllClose(cosine(50), 0.05)
-        self.assertAllClose(cosine(100), 0.0)
-        self.assertEqual(
-            train_lib.learning_rate_schedule("constant", 0.3, 9), 0.3
-        )
-
-
-class FitPhasesTest(TestCase):
-    @parameterized.named_parameters(
-        ("fresh", 0, 44, 22, [(0, 2, 22)]),
-        ("mid_epoch", 5, 44, 22, [(0, 1, 17), (1, 2, 22)]),
-        ("epoch_boundary", 22, 44, 22, [(1, 2, 22)]),
-        ("last_epoch", 30, 44, 22, [(1, 2, 14)]),
-        ("finished", 44, 44, 22, []),
-        ("partial_last_epoch", 0, 50, 22, [(0, 2, 22), (2, 3, 6)]),
-        ("resumed_partial", 30, 50, 22, [(1, 2, 14), (2, 3, 6)]),
-        ("shorter_than_an_epoch", 3, 10, 22, [(0, 1, 7)]),
-    )
-    def test_phases(self, start, total, per_epoch, expected):
-        phases = train_lib.fit_phases(start, total, per_epoch)
-        self.assertEqual(phases, expected)
-        self.assertEqual(
-            sum((end - begin) * steps for begin, end, steps in phases),
-            total - start,
-        )
 
 
 class SGDWithL2Test(TestCase):
@@ -330,7 +185,7 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_bad_input_writes_nothing(self):
         model_dir = os.path.join(fresh_dir(self), "run")
-        with self.assertRaisesRegex(train_lib.UsageError, "Unknown preset"):
+        with self.assertRaisesRegex(UsageError, "Unknown preset"):
             train_lib.train_and_evaluate(
                 TrainConfig(preset="tiny", model_dir=model_dir)
             )
@@ -338,7 +193,7 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_batch_larger_than_the_training_set(self):
         with self.assertRaisesRegex(
-            train_lib.UsageError, "larger than the 1437 training examples"
+            UsageError, "larger than the 1437 training examples"
         ):
             train_lib.train_and_evaluate(
                 TrainConfig(
@@ -350,14 +205,14 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_multi_worker_needs_a_cluster(self):
         with self.assertRaisesRegex(ValueError, "TF_CONFIG"):
-            train_lib.make_strategy("multi_worker")
+            distribute.make_strategy("multi_worker")
 
     def test_resume_with_other_settings_is_refused(self):
         model_dir = fresh_dir(self)
         with open(os.path.join(model_dir, "config.json"), "w") as f:
             json.dump({"config": {"dataset": "digits", "preset": "cifar10"}}, f)
         with self.assertRaisesRegex(
-            train_lib.UsageError, "preset='cifar10' \\(now 'digits'\\)"
+            UsageError, "preset='cifar10' \\(now 'digits'\\)"
         ):
             train_lib.train_and_evaluate(
                 TrainConfig(model_dir=model_dir, data_dir=prepared_digits_dir())

@@ -1,6 +1,5 @@
 """The training program as users run it: real processes, real files."""
 
-import concurrent.futures
 import json
 import os
 import signal
@@ -13,10 +12,11 @@ import time
 import h5py
 import keras
 import pytest
+from absl.testing import parameterized
 
+from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
-from tests.datasets.digit_files import write_digit_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # Generous: these processes share two cores with the rest of the suite.
@@ -246,6 +246,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from irevnet_tf.cli import UsageError
 from train import train_lib
 from train.configs.base import TrainConfig
 config = dict(dataset="folder:{root}", preset="digits", recipe="digits",
@@ -253,7 +254,7 @@ config = dict(dataset="folder:{root}", preset="digits", recipe="digits",
               model_dir="{model_dir}", memory_saving=False, verbose=0)
 try:
     train_lib.train_and_evaluate(TrainConfig(batch_size=15, **config))
-except train_lib.UsageError as error:
+except UsageError as error:
     print("USAGE_ERROR", error)
 metrics = train_lib.train_and_evaluate(TrainConfig(batch_size=8, **config))
 print("METRICS", json.dumps(metrics))
@@ -283,69 +284,82 @@ print("METRICS", json.dumps(metrics))
         self.assertEqual(optimizer_steps(model_dir), 3)
 
 
+def corrupt_folder(base):
+    root = os.path.join(base, "corrupt")
+    write_digit_folder(root, classes=(0, 1), per_class=3)
+    broken = os.path.join(root, "digit1", "broken.png")
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\nnot an image")
+    return [
+        f"--dataset=folder:{root}"
+    ], f"Image {broken} cannot be read or decoded"
+
+
+def unreadable_folder(base):
+    root = os.path.join(base, "unreadable")
+    write_digit_folder(root, classes=(0, 1), per_class=3)
+    os.makedirs(os.path.join(root, "digit0", "folder.jpg"))
+    return [f"--dataset=folder:{root}"], "folder.jpg cannot be read"
+
+
+def empty_folder(base):
+    root = os.path.join(base, "empty")
+    os.makedirs(root)
+    return [f"--dataset=folder:{root}"], "holds no class folders"
+
+
+def imagenet_without_archives(base):
+    manual = os.path.join(base, "manual")
+    os.makedirs(manual)
+    return (
+        ["--dataset=imagenet2012", f"--manual_dir={manual}"],
+        "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar",
+    )
+
+
+def fixed(flags, message):
+    return lambda base: (flags, message)
+
+
 @pytest.mark.large
 class BadInputTest(TestCase):
     """One line on stderr, exit status 2, no traceback, nothing written."""
 
-    def test_bad_input(self):
-        base = fresh_dir(self)
-        empty = os.path.join(base, "empty")
-        os.makedirs(empty)
-        corrupt = os.path.join(base, "corrupt")
-        write_digit_folder(corrupt, classes=(0, 1), per_class=3)
-        broken = os.path.join(corrupt, "digit1", "broken.png")
-        with open(broken, "wb") as f:
-            f.write(b"\x89PNG\r\n\x1a\nnot an image")
-        unreadable = os.path.join(base, "unreadable")
-        write_digit_folder(unreadable, classes=(0, 1), per_class=3)
-        os.makedirs(os.path.join(unreadable, "digit0", "folder.jpg"))
-        manual = os.path.join(base, "manual")
-        os.makedirs(manual)
-        cases = {
-            "unknown_dataset": (["--dataset=mnist"], "Unknown dataset 'mnist'"),
-            "unknown_preset": (["--preset=resnet50"], "Unknown preset"),
-            "image_size": (["--image_size=30"], "is not divisible by 8"),
-            "imagenet_manual_dir": (
-                ["--dataset=imagenet2012", f"--manual_dir={manual}"],
-                "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar",
-            ),
-            "missing_folder": (
+    @parameterized.named_parameters(
+        (
+            "unknown_dataset",
+            fixed(["--dataset=mnist"], "Unknown dataset 'mnist'"),
+        ),
+        ("unknown_preset", fixed(["--preset=resnet50"], "Unknown preset")),
+        ("image_size", fixed(["--image_size=30"], "is not divisible by 8")),
+        ("imagenet_manual_dir", imagenet_without_archives),
+        (
+            "missing_folder",
+            lambda base: (
                 [f"--dataset=folder:{base}/nowhere"],
                 "does not exist",
             ),
-            "empty_folder": (
-                [f"--dataset=folder:{empty}"],
-                "holds no class folders",
+        ),
+        ("empty_folder", empty_folder),
+        ("corrupt_image", corrupt_folder),
+        ("unreadable_image", unreadable_folder),
+        (
+            "enum_flag",
+            fixed(
+                ["--recipe=fast"], "flag --recipe=fast: value should be one of"
             ),
-            "corrupt_image": (
-                [f"--dataset=folder:{corrupt}"],
-                f"Image {broken} cannot be read or decoded",
-            ),
-            "unreadable_image": (
-                [f"--dataset=folder:{unreadable}"],
-                "folder.jpg cannot be read",
-            ),
-            "enum_flag": (
-                ["--recipe=fast"],
-                "flag --recipe=fast: value should be one of",
-            ),
-            "integer_flag": (["--batch_size=many"], "--batch_size"),
-            "stray_argument": (["train"], "Unexpected arguments: train"),
-        }
-
-        def attempt(name):
-            flags, message = cases[name]
-            model_dir = os.path.join(base, "runs", name)
-            result = run(f"--model_dir={model_dir}", *flags)
-            return name, message, model_dir, result
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(attempt, cases))
-        for name, message, model_dir, result in results:
-            with self.subTest(case=name):
-                lines = result.stderr.strip().splitlines()
-                self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-                self.assertLen(lines, 1, result.stderr[-2000:])
-                self.assertTrue(lines[0].startswith("train: error: "))
-                self.assertIn(message, lines[0])
-                self.assertFalse(os.path.exists(model_dir))
+        ),
+        ("integer_flag", fixed(["--batch_size=many"], "--batch_size")),
+        ("stray_argument", fixed(["train"], "Unexpected arguments: train")),
+    )
+    def test_bad_input(self, case):
+        base = fresh_dir(self)
+        flags, message = case(base)
+        model_dir = os.path.join(base, "runs", "run")
+        result = run(f"--model_dir={model_dir}", *flags)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertLen(lines, 1, result.stderr[-2000:])
+        self.assertTrue(lines[0].startswith("train: error: "))
+        self.assertIn(message, lines[0])
+        self.assertFalse(os.path.exists(model_dir))
