@@ -8,6 +8,9 @@ SavedModels and the model server's `models.config` (see `export_lib`).
 Serve them with
 
     tensorflow_model_server --model_config_file=/srv/irevnet/models.config
+
+Exporting the model that the highest version holds already writes nothing;
+after a kill, the same command completes the version it was writing.
 """
 
 from absl import flags
@@ -36,8 +39,9 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _VERSION = flags.DEFINE_integer(
     "version",
     None,
-    "Version to export both models as. Default: one more than the highest "
-    "version already in --output_dir, 1 if none.",
+    "Version to export both models as. Default: the highest version in "
+    "--output_dir if it holds (half of) this model's pair, else one more "
+    "(1 if none).",
 )
 _FORWARD_NAME = flags.DEFINE_string(
     "forward_name",
