@@ -8,6 +8,9 @@ SavedModels and the model server's `models.config` (see `export_lib`).
 Serve them with
 
     tensorflow_model_server --model_config_file=/srv/irevnet/models.config
+
+Exporting the model that the highest version holds already writes nothing;
+after a kill, the same command completes the version it was writing.
 """
 
 from absl import flags
@@ -15,6 +18,7 @@ from absl import logging
 
 from export import export_lib
 from irevnet_tf import cli
+from irevnet_tf import files
 from irevnet_tf.models import loading
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.serving import signatures
@@ -35,8 +39,9 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _VERSION = flags.DEFINE_integer(
     "version",
     None,
-    "Version to export both models as. Default: one more than the highest "
-    "version already in --output_dir, 1 if none.",
+    "Version to export both models as. Default: the highest version in "
+    "--output_dir if it holds (half of) this model's pair, else one more "
+    "(1 if none).",
 )
 _FORWARD_NAME = flags.DEFINE_string(
     "forward_name",
@@ -65,6 +70,9 @@ def main() -> None:
         if not flag.value:
             raise cli.UsageError(f"--{flag.name} is required.")
     try:
+        # Before the (slow) model: a path that cannot be written to ends
+        # the program before any work.
+        files.check_writable_directory(_OUTPUT_DIR.value, "--output_dir")
         model = loading.load_classifier(_MODEL.value)
         result = export_lib.export_for_serving(
             model,
@@ -76,6 +84,11 @@ def main() -> None:
         )
     except ValueError as error:
         raise cli.UsageError(str(error)) from None
+    if not result.written:
+        print(
+            f"Version {result.version} holds this model already; nothing to "
+            "export."
+        )
     print(f"Forward SavedModel: {result.forward_dir}")
     print(f"Inverse SavedModel: {result.inverse_dir}")
     print(f"Model server config: {result.models_config}")

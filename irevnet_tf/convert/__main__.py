@@ -9,10 +9,13 @@ arrays; `--config` a JSON object of the authors' constructor arguments. The
 written file loads with `keras.saving.load_model` after `import irevnet_tf`.
 """
 
+import os
+
 import numpy as np
 from absl import flags
 
 from irevnet_tf import cli
+from irevnet_tf import files
 from irevnet_tf.convert import checkpoint
 
 PROGRAM = "convert"
@@ -42,16 +45,20 @@ flags.mark_flags_as_required(["checkpoint", "config", "output"])
 
 
 def main() -> None:
-    if not _OUTPUT.value.endswith(".keras"):
+    output = _OUTPUT.value
+    if not output.endswith(".keras") or os.path.isdir(output):
         raise cli.UsageError(
-            "--output must name a .keras file. "
-            f"Received: --output={_OUTPUT.value}"
+            f"--output must name a .keras file. Received: --output={output}"
         )
     try:
+        files.check_writable_directory(
+            os.path.dirname(os.path.abspath(output)),
+            "the directory of --output",
+        )
         model = checkpoint.convert_checkpoint(
             _CHECKPOINT.value, _CONFIG.value, allow_pickle=_ALLOW_PICKLE.value
         )
-        model.save(_OUTPUT.value)
+        checkpoint.save_model(model, output)
     except (ValueError, OSError, ImportError) as error:
         raise cli.UsageError(str(error)) from None
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -10,9 +10,11 @@ import json
 import os
 import pickle
 import re
+import shutil
 
 import numpy as np
 
+from irevnet_tf import files
 from irevnet_tf.convert.constructor import config_from_authors
 from irevnet_tf.convert.constructor import constructor_arguments
 from irevnet_tf.convert.weights import convert_state_dict
@@ -85,6 +87,28 @@ def convert_checkpoint(checkpoint, config, allow_pickle=False):
     return convert_state_dict(
         load_checkpoint(checkpoint, allow_pickle=allow_pickle), config
     )
+
+
+def save_model(model, path: str) -> None:
+    """Writes `model` to the `.keras` file `path`, staged and renamed.
+
+    A kill while writing leaves the file that was there (or none), never
+    half of one; the staging directory it leaves is removed by the next
+    `save_model` to the same path.
+    """
+    path = os.path.abspath(path)
+    directory, name = os.path.split(path)
+    for entry in os.listdir(directory):
+        staging = os.path.join(directory, entry)
+        # Only ours: a staging directory holding (part of) this file.
+        if (
+            entry.startswith(files.STAGING_PREFIX)
+            and os.path.isdir(staging)
+            and os.listdir(staging) == [name]
+        ):
+            shutil.rmtree(staging, ignore_errors=True)
+    with files.atomic_path(path) as staged:
+        model.save(staged)
 
 
 def _load_npz(path):

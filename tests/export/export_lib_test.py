@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -12,8 +13,10 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from export import export_lib
+from export import versions
 from irevnet_tf import IRevNet
 from irevnet_tf.models import loading
+from irevnet_tf.testing.read_only import read_only_directory
 from irevnet_tf.testing.saved_model_graph import signature_nodes
 from irevnet_tf.testing.saved_model_graph import training_nodes
 from irevnet_tf.testing.small_classifier import small_classifier
@@ -223,6 +226,48 @@ class ExportLibTest(TestCase):
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
             self.run_inverse(runner, features)
 
+    @parameterized.named_parameters(
+        (f"{case}_{runner}", value, kind, runner)
+        for case, value, kind in (
+            ("nan", np.nan, "NaN"),
+            ("inf", np.inf, "Inf"),
+            ("minus_inf", -np.inf, "Inf"),
+        )
+        for runner in RUNNERS
+    )
+    def test_non_finite_images_rejected(self, value, kind, runner):
+        images = np.random.rand(2, 16, 16, 3).astype("float32")
+        images[1, 3, 4, 2] = value
+        message = (
+            r"irevnet_forward: `images` must be finite, but hold NaN or Inf"
+            rf".*Tensor had {kind} values"
+        )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+            self.run_forward(runner, images)
+
+    def test_empty_batch_gives_empty_outputs(self):
+        # Not refused, and the same with oneDNN (tests/export/faults_test.py
+        # runs it with oneDNN on and off).
+        outputs = self.forward(images=tf.zeros((0, 16, 16, 3)))
+        self.assertEqual(
+            {name: tuple(tensor.shape) for name, tensor in outputs.items()},
+            {
+                "logits": (0, 10),
+                "probabilities": (0, 10),
+                "features": (0, 8, 8, 64),
+            },
+        )
+        self.assertEqual(
+            self.served_forward(np.zeros((0, 16, 16, 3), "float32")).shape,
+            (0, 10),
+        )
+        restored = self.inverse(features=outputs["features"])["images"]
+        self.assertEqual(tuple(restored.shape), (0, 16, 16, 3))
+        self.assertEqual(
+            self.served_inverse(np.zeros((0, 8, 8, 64), "float32")).shape,
+            (0, 16, 16, 3),
+        )
+
     @parameterized.named_parameters(("float64", "float64"), ("int32", "int32"))
     def test_wrong_dtype_rejected(self, dtype):
         images = tf.zeros((2, 16, 16, 3), dtype)
@@ -236,7 +281,11 @@ class ExportLibTest(TestCase):
             self.inverse(features=tf.zeros((2, 8, 8, 64), dtype))
 
     @parameterized.named_parameters(
-        ("forward", "forward_dir", {"Conv2D", "SpaceToDepth", "Assert"}),
+        (
+            "forward",
+            "forward_dir",
+            {"Conv2D", "SpaceToDepth", "Assert", "CheckNumerics"},
+        ),
         (
             "inverse",
             "inverse_dir",
@@ -315,8 +364,12 @@ class ExportVersionsTest(TestCase):
         self.assertEqual(
             first.forward_dir, os.path.join(output_dir, "fwd", "3")
         )
+        # Another model: the same model again would add no version.
         second = export_lib.export_for_serving(
-            model, output_dir, forward_name="fwd", inverse_name="inv"
+            small_classifier(seed=1),
+            output_dir,
+            forward_name="fwd",
+            inverse_name="inv",
         )
         self.assertEqual(second.version, 4)
         self.assertEqual(
@@ -331,6 +384,7 @@ class ExportVersionsTest(TestCase):
             [c.base_path for c in config.model_config_list.config],
             [os.path.join(output_dir, "fwd"), os.path.join(output_dir, "inv")],
         )
+        # Version 4 holds the second model.
         with self.assertRaisesRegex(
             ValueError, r"Version already exists.*version=4"
         ):
@@ -350,20 +404,133 @@ class ExportVersionsTest(TestCase):
         ):
             with self.assertRaisesRegex(OSError, "disk full"):
                 export_lib.export_for_serving(model, output_dir)
-        # The server would load the forward alone, never a half-written
-        # inverse; the next export moves both to version 2.
+        # Both are staged before either is published: the server loads
+        # neither, never a half-written inverse nor a forward without its
+        # inverse, and nothing is left behind.
         self.assertEqual(
-            os.listdir(os.path.join(output_dir, "irevnet_forward")), ["1"]
+            os.listdir(os.path.join(output_dir, "irevnet_forward")), []
         )
         self.assertEqual(
             os.listdir(os.path.join(output_dir, "irevnet_inverse")), []
         )
         self.assertEqual(
-            export_lib.next_version(
+            versions.next_version(
                 output_dir, ["irevnet_forward", "irevnet_inverse"]
             ),
-            2,
+            1,
         )
+
+    def test_same_model_again_adds_no_version(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(model, output_dir)
+        saved = os.path.join(first.forward_dir, "saved_model.pb")
+        modified = os.stat(saved).st_mtime_ns
+        for version in (None, 1):
+            again = export_lib.export_for_serving(
+                small_classifier(), output_dir, version=version
+            )
+            self.assertEqual(again, dataclasses.replace(first, written=()))
+        self.assertEqual(first.written, ("irevnet_forward", "irevnet_inverse"))
+        for name in ("irevnet_forward", "irevnet_inverse"):
+            self.assertEqual(os.listdir(os.path.join(output_dir, name)), ["1"])
+        self.assertEqual(os.stat(saved).st_mtime_ns, modified)
+        # A new weight is another model.
+        model.classifier.bias.assign(model.classifier.bias + 1.0)
+        self.assertEqual(
+            export_lib.export_for_serving(model, output_dir).version, 2
+        )
+
+    def test_half_pair_of_the_same_model_is_completed(self):
+        # What a kill between the two renames leaves: the forward alone.
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(small_classifier(), output_dir)
+        shutil.rmtree(first.inverse_dir)
+        again = export_lib.export_for_serving(small_classifier(), output_dir)
+        self.assertEqual(again.version, 1)
+        self.assertEqual(again.written, ("irevnet_inverse",))
+        self.assertTrue(tf.saved_model.contains_saved_model(again.inverse_dir))
+
+    def test_half_pair_of_another_model_is_passed_over(self):
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(small_classifier(), output_dir)
+        shutil.rmtree(first.inverse_dir)
+        other = export_lib.export_for_serving(
+            small_classifier(seed=1), output_dir
+        )
+        self.assertEqual(other.version, 2)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(output_dir, "irevnet_forward"))),
+            ["1", "2"],
+        )
+        self.assertEqual(
+            os.listdir(os.path.join(output_dir, "irevnet_inverse")), ["2"]
+        )
+        # The half pair is another model's: version 1 is not completed.
+        with self.assertRaisesRegex(
+            ValueError, r"holds another model.*version=1, existing .*forward"
+        ):
+            export_lib.export_for_serving(
+                small_classifier(seed=1), output_dir, version=1
+            )
+
+    def test_exports_without_records_are_other_models(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(model, output_dir)
+        for export_dir in (first.forward_dir, first.inverse_dir):
+            self.assertEqual(
+                versions.read_record(export_dir),
+                versions.model_fingerprint(model),
+            )
+            os.remove(os.path.join(export_dir, versions.RECORD_PATH))
+        self.assertEqual(
+            export_lib.export_for_serving(model, output_dir).version, 2
+        )
+
+    def test_stale_staging_is_removed(self):
+        output_dir = self.get_temp_dir()
+        leftovers = [
+            os.path.join(output_dir, directory, ".staging-killed", "1")
+            for directory in ("", "irevnet_forward", "irevnet_inverse")
+        ]
+        for leftover in leftovers:
+            os.makedirs(leftover)
+        export_lib.export_for_serving(small_classifier(), output_dir)
+        for leftover in leftovers:
+            self.assertFalse(os.path.exists(os.path.dirname(leftover)))
+
+    def test_another_export_running_is_refused(self):
+        output_dir = self.get_temp_dir()
+        with versions.exclusive(output_dir):
+            with self.assertRaisesRegex(
+                ValueError, r"Another export is writing.*output_dir="
+            ):
+                export_lib.export_for_serving(small_classifier(), output_dir)
+        self.assertEqual(os.listdir(output_dir), [])
+
+    @parameterized.named_parameters(
+        ("file", "is a file"), ("under_a_file", "lies under the file")
+    )
+    def test_output_dir_that_is_a_file(self, message):
+        path = os.path.join(self.get_temp_dir(), "file")
+        with open(path, "w") as file:
+            file.write("x")
+        output_dir = path if message == "is a file" else f"{path}/serving"
+        with self.assertRaisesRegex(ValueError, f"{message}.*output_dir="):
+            export_lib.export_for_serving(small_classifier(), output_dir)
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["file"])
+
+    def test_read_only_output_dir(self):
+        locked = os.path.join(self.get_temp_dir(), "locked")
+        with read_only_directory(locked):
+            with self.assertRaisesRegex(
+                ValueError, r"Cannot write to .*locked.*output_dir="
+            ):
+                export_lib.export_for_serving(
+                    small_classifier(), os.path.join(locked, "serving")
+                )
+        self.assertEqual(os.listdir(locked), [])
 
     @parameterized.named_parameters(
         ("version_zero", {"version": 0}, r"Received: version=0"),
@@ -475,6 +642,13 @@ class DynamicShapeTest(TestCase):
                 self.forward(images=tf.constant(images))
             else:
                 self.served_forward(images)
+
+    def test_empty_batch_of_a_size(self):
+        outputs = self.forward(images=tf.zeros((0, 12, 20, 3)))
+        self.assertEqual(tuple(outputs["features"].shape), (0, 3, 5, 64))
+        self.assertEqual(tuple(outputs["logits"].shape), (0, 10))
+        restored = self.inverse(features=outputs["features"])["images"]
+        self.assertEqual(tuple(restored.shape), (0, 12, 20, 3))
 
     def test_bad_features(self):
         with self.assertRaisesRegex(
