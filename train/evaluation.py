@@ -4,6 +4,8 @@ Everything runs in inference mode (BatchNorm moving statistics, no
 dropout), on the un-augmented evaluation pipelines of the run.
 """
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -12,6 +14,39 @@ from irevnet_tf.reconstruction_error import relative_errors
 
 # Training examples whose accuracy metrics.json reports (inference mode).
 TRAIN_ACCURACY_EXAMPLES = 10_000
+
+
+def evaluate_run(model, data, config, total_steps: int) -> dict:
+    """The metrics of a run's model (`evaluate`), with what they are of.
+
+    Args:
+        model: the trained `IRevNetClassifier`.
+        data: the run's `train.data.RunData`.
+        config: the run's resolved `TrainConfig`.
+        total_steps: the run's length in optimizer steps.
+    """
+    metrics = {
+        "dataset": config.dataset,
+        "preset": config.preset,
+        "recipe": config.recipe,
+    }
+    metrics.update(
+        evaluate(
+            model,
+            data.eval_examples.batch(config.batch_size),
+            data.train_examples.take(TRAIN_ACCURACY_EXAMPLES).batch(
+                config.batch_size
+            ),
+            data.info,
+            config.reconstruction_examples,
+        )
+    )
+    metrics.update(
+        steps=total_steps,
+        epochs=math.ceil(total_steps / data.steps_per_epoch),
+        steps_per_epoch=data.steps_per_epoch,
+    )
+    return metrics
 
 
 def evaluate(

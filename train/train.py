@@ -10,10 +10,13 @@ Every flag is a field of `train.configs.base.TrainConfig`, which documents
 it. Unset flags take the values of the recipe (`--recipe`, by default the
 dataset's: see train/configs/recipes.py). Run the same command again after
 an interruption and training continues from its last checkpoint. Bad input
-prints one line on stderr and exits with status 2.
+prints one line on stderr and exits with status 2, before anything is
+written; a run whose loss stops being finite prints one line and exits with
+status 1, keeping its last good checkpoint.
 """
 
 import os
+import sys
 
 # TensorFlow's C++ INFO lines (such as oneDNN's notice, which it logs again
 # after start-up) are not the user's business; a user who sets the level
@@ -37,9 +40,11 @@ def main() -> None:
     # TensorFlow Datasets logs every pipeline it builds (INFO) and every
     # dataset directory it looks into (WARNING).
     logging.set_verbosity(logging.ERROR)
-    train_lib.train_and_evaluate(
-        flags_lib.config_from_flags(TrainConfig, _FLAGS)
-    )
+    config = flags_lib.config_from_flags(TrainConfig, _FLAGS)
+    try:
+        train_lib.train_and_evaluate(config)
+    except train_lib.TrainingDiverged as error:
+        sys.exit(f"{PROGRAM}: error: {error}")  # One line, status 1.
 
 
 def run() -> None:

@@ -2,14 +2,17 @@
 
 A run
 1. resolves its settings (flags, else the recipe's, the dataset's and the
-   preset's defaults) and checks them, the dataset and the model, before
-   it writes anything (`train.configs.resolve`);
-2. restores the training state from `MODEL_DIR/checkpoints` if the same
-   command ran before, and continues at the step it reached
-   (`train.callbacks.TrainingStateBackup`, `train.schedules.fit_phases`);
+   preset's defaults) and checks them, its output directories, the dataset
+   and the model, before it writes anything (`train.configs.resolve`,
+   `train.data`);
+2. takes the model directory's lock, checks that an earlier run there had
+   the same settings, and restores its training state, continuing at the
+   step it reached (`train.run_files`, `train.callbacks`,
+   `train.schedules.fit_phases`);
 3. trains with `model.fit` under a `tf.distribute` strategy
    (`train.distribute`): SGD with momentum, coupled L2 weight decay, the
-   recipe's learning-rate schedule;
+   recipe's learning-rate schedule, batches that are functions of the seed
+   and the step (`train.data`); a loss that stops being finite stops it;
 4. evaluates in inference mode (`train.evaluation`), saves the model and
    the metrics (`train.run_files`), and exports it for TF Serving if asked.
 
@@ -27,6 +30,7 @@ What `MODEL_DIR` holds (`irevnet_tf.run_directory`):
                                    final model.keras
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -34,15 +38,15 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import irevnet_tf
-from irevnet_tf import datasets
 from irevnet_tf.cli import UsageError
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.run_directory import RunDirectory
+from irevnet_tf.run_directory import RunRecord
 from train import callbacks as callbacks_lib
+from train import data as data_lib
 from train import distribute
 from train import evaluation
 from train import run_files
@@ -56,6 +60,10 @@ from train.optimizers import SGDWithL2
 NUM_LOGGED_IMAGES = 8
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights stopped being finite; no model was saved."""
+
+
 @dataclasses.dataclass
 class _Run:
     """Everything set up before training starts."""
@@ -65,14 +73,10 @@ class _Run:
     run_dir: RunDirectory
     strategy: tf.distribute.Strategy
     is_chief: bool
-    info: datasets.DatasetInfo
-    load_kwargs: dict
-    # The evaluation split and the training split without augmentation, in
-    # a fixed order: built once, read by validation and the final metrics.
-    eval_data: tf.data.Dataset
-    train_eval_data: tf.data.Dataset
-    steps_per_epoch: int
+    data: data_lib.RunData
     total_steps: int
+    record: RunRecord  # what config.json holds, or will
+    resuming: bool  # whether the directory holds this run already
     model: irevnet_tf.IRevNetClassifier
     trainee: distribute.FitModel  # what `fit` trains: `model`, wrapped
 
@@ -81,8 +85,9 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     """Trains, evaluates, saves and (optionally) exports a classifier.
 
     Started again with the same config after an interruption, it resumes
-    from the last saved training state; after a finished run it only
-    evaluates, saves and exports again.
+    from the last saved training state and ends as the uninterrupted run
+    would have (bit for bit with `deterministic`); after a finished run it
+    only evaluates and saves again (and exports, unless it did already).
 
     Args:
         config: the run's settings; None fields take the recipe's value.
@@ -92,74 +97,67 @@ def train_and_evaluate(config: TrainConfig) -> dict:
         other workers of a multi-worker run return `{}`).
 
     Raises:
-        UsageError: bad settings, dataset or model directory; nothing was
-            written to the model directory.
+        UsageError: bad settings, dataset, output directory, checkpoint, or
+            a model directory that holds another run or is in use; nothing
+            was written.
+        TrainingDiverged: the loss stopped being finite; the last good
+            training state is kept, no model or metrics are written.
     """
     start_time = time.perf_counter()
-    try:
-        run = _set_up(config)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    config, run_dir = run.config, run.run_dir
-    if run.is_chief:
-        run_files.write_run_record(
-            run_dir,
-            run_files.run_record(
-                config,
-                run.recipe,
-                run.info,
-                run.steps_per_epoch,
-                run.total_steps,
-                run.strategy.num_replicas_in_sync,
-            ),
-        )
-    with tempfile.TemporaryDirectory() as scratch:
-        backup = callbacks_lib.TrainingStateBackup(
-            restore_dir=run_dir.checkpoint_dir,
-            every_steps=config.checkpoint_steps,
-            save_dir=None if run.is_chief else scratch,
-        )
-        with run.strategy.scope():
-            start_step = backup.restore(run.trainee)
+    with contextlib.ExitStack() as stack:
+        try:
+            run = _set_up(config, stack)
+            backup = callbacks_lib.TrainingStateBackup(
+                restore_dir=run.run_dir.checkpoint_dir,
+                every_steps=run.config.checkpoint_steps,
+                # Every worker runs the saving code; the chief's is kept.
+                save_dir=None
+                if run.is_chief
+                else stack.enter_context(tempfile.TemporaryDirectory()),
+                steps_per_epoch=run.data.steps_per_epoch,
+            )
+            with run.strategy.scope():
+                start_step = backup.restore(run.trainee)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        config, run_dir = run.config, run.run_dir
+        if run.is_chief:
+            run_files.remove_stale_staging(run_dir)
+            if not run.resuming:
+                run_files.write_run_record(run_dir, run.record)
         train_start = time.perf_counter()
         history = _fit(run, backup, start_step)
         train_time = time.perf_counter() - train_start
-    model = _inference_copy(run.model)
-    if not run.is_chief:
-        resolver = run.strategy.cluster_resolver
-        worker_dir = run_dir.worker_dir(resolver.task_type, resolver.task_id)
-        run_files.save_model(model, os.path.join(worker_dir, MODEL_FILENAME))
-        distribute.wait_for_all_workers(run.strategy)
-        return {}
-    metrics = {
-        "dataset": config.dataset,
-        "preset": config.preset,
-        "recipe": config.recipe,
-    }
-    metrics.update(
-        evaluation.evaluate(
-            model,
-            run.eval_data.batch(config.batch_size),
-            run.train_eval_data.take(evaluation.TRAIN_ACCURACY_EXAMPLES).batch(
-                config.batch_size
-            ),
-            run.info,
-            config.reconstruction_examples,
+        model = _inference_copy(run.model)
+        if not run.is_chief:
+            resolver = run.strategy.cluster_resolver
+            worker_dir = run_dir.worker_dir(
+                resolver.task_type, resolver.task_id
+            )
+            run_files.save_model(
+                model, os.path.join(worker_dir, MODEL_FILENAME)
+            )
+            distribute.wait_for_all_workers(run.strategy)
+            return {}
+        metrics = evaluation.evaluate_run(
+            model, run.data, config, run.total_steps
         )
-    )
-    metrics.update(
-        train_accuracy_last_epoch=history.get("accuracy", [None])[-1],
-        initial_step=start_step,
-        steps=run.total_steps,
-        epochs=math.ceil(run.total_steps / run.steps_per_epoch),
-        steps_per_epoch=run.steps_per_epoch,
-        train_time_seconds=round(train_time, 2),
-    )
-    run_files.save_model(model, run_dir.model_path)
-    if config.export_dir:
-        metrics["export"] = _export(model, config.export_dir)
-    metrics["wall_time_seconds"] = round(time.perf_counter() - start_time, 2)
-    run_files.write_metrics(run_dir, metrics)
+        metrics.update(
+            train_accuracy_last_epoch=history.get("accuracy", [None])[-1],
+            initial_step=start_step,
+            train_time_seconds=round(train_time, 2),
+        )
+        run_files.save_model(model, run_dir.model_path)
+        if config.export_dir:
+            finished_before = start_step == run.total_steps
+            metrics["export"] = (
+                finished_before
+                and run_files.previous_export(run_dir, config.export_dir)
+            ) or _export(model, config.export_dir)
+        metrics["wall_time_seconds"] = round(
+            time.perf_counter() - start_time, 2
+        )
+        run_files.write_metrics(run_dir, metrics)
     if distribute.num_workers(run.strategy) > 1:
         distribute.wait_for_all_workers(run.strategy)
     _say(
@@ -175,7 +173,12 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     return metrics
 
 
-def _set_up(config: TrainConfig) -> _Run:
+def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
+    """Checks everything and builds the model; writes nothing.
+
+    The chief then takes the run directory's lock, held until `stack`
+    closes, and checks the directory's earlier run again under it.
+    """
     config, recipe = resolve_config(config)
     strategy = distribute.make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
@@ -188,31 +191,21 @@ def _set_up(config: TrainConfig) -> _Run:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    load_kwargs = dict(
-        image_size=config.image_size,
-        preprocessing=recipe.preprocessing,
-        normalize=recipe.normalize,
-        data_dir=config.data_dir,
-        manual_dir=config.manual_dir,
-        deterministic=config.deterministic,
-    )
-    train_eval_data, info = datasets.load(
-        config.dataset, "train", **load_kwargs
-    )
-    eval_data, _ = datasets.load(config.dataset, info.eval_split, **load_kwargs)
-    steps_per_epoch = info.num_examples // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"The batch size {config.batch_size} is larger than the "
-            f"{info.num_examples} training examples of {config.dataset}. "
-            f"Received: batch_size={config.batch_size}"
-        )
+    data = data_lib.load_run_data(config, recipe)
+    info = data.info
     if config.train_steps is not None:
         total_steps = config.train_steps
     else:
-        total_steps = config.epochs * steps_per_epoch
+        total_steps = config.epochs * data.steps_per_epoch
     run_dir = RunDirectory(config.model_dir)
-    run_files.check_resumable(run_dir, config)
+    record = run_files.run_record(
+        config, recipe, info, data.steps_per_epoch, total_steps, replicas
+    )
+    is_chief = strategy.extended.should_checkpoint
+    if is_chief:
+        # Before the model is built: a run of another preset is named as
+        # such, not failed on.
+        run_files.check_resumable(run_dir, record)
     with strategy.scope():
         model = irevnet_tf.IRevNetClassifier.from_preset(
             config.preset,
@@ -247,88 +240,76 @@ def _set_up(config: TrainConfig) -> _Run:
             metrics=["accuracy"],
         )
         trainee.build_for_training(info.image_shape)
+    resuming = False
+    if is_chief:  # The other workers share its directory.
+        stack.enter_context(run_files.exclusive(run_dir))
+        resuming = run_files.check_resumable(run_dir, record)
     return _Run(
         config=config,
         recipe=recipe,
         run_dir=run_dir,
         strategy=strategy,
-        is_chief=strategy.extended.should_checkpoint,
-        info=info,
-        load_kwargs=load_kwargs,
-        eval_data=eval_data,
-        train_eval_data=train_eval_data,
-        steps_per_epoch=steps_per_epoch,
+        is_chief=is_chief,
+        data=data,
         total_steps=total_steps,
+        record=record,
+        resuming=resuming,
         model=model,
         trainee=trainee,
     )
 
 
 def _fit(run: _Run, backup, start_step: int) -> dict:
-    """Runs `model.fit` from `start_step`; returns the merged history."""
-    config, info = run.config, run.info
-    total_epochs = math.ceil(run.total_steps / run.steps_per_epoch)
+    """Runs `model.fit` from `start_step`; returns the merged history.
+
+    Raises:
+        TrainingDiverged: if the loss or the weights stop being finite.
+    """
+    config, info = run.config, run.data.info
+    steps_per_epoch = run.data.steps_per_epoch
+    total_epochs = math.ceil(run.total_steps / steps_per_epoch)
     replicas = run.strategy.num_replicas_in_sync
     _say(
         config,
         f"Training preset {config.preset!r} on {config.dataset} "
         f"({info.num_examples} images of {info.image_shape}, "
         f"{info.num_classes} classes), recipe {config.recipe!r}: "
-        f"{run.total_steps} steps of {run.steps_per_epoch} per epoch "
+        f"{run.total_steps} steps of {steps_per_epoch} per epoch "
         f"({total_epochs} epoch(s)), global batch {config.batch_size} over "
         f"{replicas} replica(s).",
     )
-    phases = schedules.fit_phases(
-        start_step, run.total_steps, run.steps_per_epoch
-    )
+    phases = schedules.fit_phases(start_step, run.total_steps, steps_per_epoch)
     if start_step:
-        epoch, offset = divmod(start_step, run.steps_per_epoch)
+        epoch, offset = divmod(start_step, steps_per_epoch)
         _say(
             config,
             f"Resuming from the checkpoint at step {start_step} of "
             f"{run.total_steps} (epoch {epoch + 1}, step {offset} of "
-            f"{run.steps_per_epoch}).",
+            f"{steps_per_epoch}).",
         )
     if not phases:
         _say(config, "Training already finished; evaluating.")
         return {}
-    seed = config.seed + start_step  # A resumed run draws other batches.
-
-    def train_dataset(context):
-        dataset, _ = datasets.load(
-            config.dataset,
-            "train",
-            training=True,
-            seed=seed,
-            input_context=context,
-            **run.load_kwargs,
-        )
-        batch = context.get_per_replica_batch_size(config.batch_size)
-        return dataset.batch(batch, drop_remainder=True)
-
-    train_data = run.strategy.distribute_datasets_from_function(train_dataset)
-    options = tf.data.Options()
-    # Every worker reads the (small) evaluation pipeline and keeps its share
-    # of the batches: the files of a tfds split may be fewer than workers.
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
-    )
-    eval_batches = run.eval_data.batch(config.batch_size).with_options(options)
-    logged_images = _first_images(run.eval_data, NUM_LOGGED_IMAGES)
+    validation = run.data.validation_batches()
+    log_dir = run.run_dir.log_dir
+    logged_images = run.data.first_eval_images(NUM_LOGGED_IMAGES)
+    guard = callbacks_lib.DivergenceGuard()
     history = {}
+    step = start_step  # Where the next phase starts.
     for initial_epoch, epochs, steps in phases:
-        callbacks = [backup]
+        # The guard goes first: it stops the run before anything is saved.
+        callbacks = [guard, backup]
         if run.is_chief:
             callbacks.append(
                 keras.callbacks.TensorBoard(
-                    run.run_dir.log_dir, write_graph=False, profile_batch=0
+                    log_dir, write_graph=False, profile_batch=0
                 )
             )
             callbacks.append(
                 callbacks_lib.ReconstructionImages(
                     run.model,
                     logged_images,
-                    os.path.join(run.run_dir.log_dir, "reconstructions"),
+                    os.path.join(log_dir, "reconstructions"),
                     to_pixels=info.denormalize,
                 )
             )
@@ -337,23 +318,41 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
             callbacks.append(callbacks_lib.RunProgbar(total_epochs))
         with run.strategy.scope():
             result = run.trainee.fit(
-                train_data,
+                run.data.training_batches(run.strategy, step),
                 initial_epoch=initial_epoch,
                 epochs=epochs,
                 steps_per_epoch=steps,
-                validation_data=eval_batches,
+                validation_data=validation,
                 callbacks=callbacks,
                 verbose=verbose,
                 shuffle=False,  # The pipeline shuffles.
             )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
+        _check_finite(run, guard, backup)
+        step += (epochs - initial_epoch) * steps
     return history
 
 
-def _first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
-    images = [image for image, _ in dataset.take(count).as_numpy_iterator()]
-    return np.stack(images)
+def _check_finite(run: _Run, guard, backup) -> None:
+    """Raises `TrainingDiverged` if the loss or the weights diverged."""
+    if guard.step is None and backup.refused_step is None:
+        return
+    if guard.step is not None:
+        what = f"The loss became {guard.loss} at step {guard.step}"
+    else:
+        what = f"The weights stopped being finite by step {backup.refused_step}"
+    kept = (
+        f"the last good training state, at step {backup.last_saved_step}, is "
+        f"kept in {backup.state_path}"
+        if os.path.exists(backup.state_path)
+        else "no training state was saved"
+    )
+    raise TrainingDiverged(
+        f"{what} of {run.total_steps}: training diverged, so no model was "
+        "saved. Try a lower --learning_rate (this run's: "
+        f"{run.config.learning_rate}); {kept}."
+    )
 
 
 def _inference_copy(model) -> irevnet_tf.IRevNetClassifier:
@@ -369,6 +368,7 @@ def _export(model, export_dir: str) -> dict:
     result = export_lib.export_for_serving(model, export_dir)
     print(f"Exported {result.forward_dir} and {result.inverse_dir}")
     return {
+        "export_dir": os.path.abspath(export_dir),
         "forward_dir": result.forward_dir,
         "inverse_dir": result.inverse_dir,
         "models_config": result.models_config,

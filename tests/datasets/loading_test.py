@@ -106,6 +106,56 @@ class DigitsTest(TestCase):
         other, _ = first_batches(4)
         self.assertNotAllClose(images, other)
 
+    @parameterized.named_parameters(
+        ("mid_epoch", 5, None),
+        ("epoch_boundary", 1437, None),
+        ("next_epoch", 1500, None),
+        ("third_epoch", 2 * 1437 + 3, None),
+        ("second_pipeline", 723, 1),
+    )
+    def test_training_stream_starts_where_a_fresh_one_would_be(
+        self, start, pipeline
+    ):
+        # Order and augmentation are functions of the seed and the position:
+        # a pipeline started after `start` examples yields what a fresh one
+        # yields from then on.
+        context = (
+            tf.distribute.InputContext(
+                num_input_pipelines=2, input_pipeline_id=pipeline
+            )
+            if pipeline is not None
+            else None
+        )
+
+        def stream(start, count):
+            dataset, _ = self.load(
+                "train",
+                image_size=8,
+                preprocessing="cifar",  # Random crops and flips.
+                training=True,
+                seed=3,
+                deterministic=True,
+                input_context=context,
+                start=start,
+            )
+            return as_arrays(dataset, limit=count)
+
+        images, labels = stream(0, start + 40)
+        resumed, resumed_labels = stream(start, 40)
+        self.assertAllEqual(resumed, images[start:])
+        self.assertAllEqual(resumed_labels, labels[start:])
+
+    def test_every_epoch_is_a_new_permutation(self):
+        dataset, info = self.load("train", training=True, seed=0)
+        _, labels = as_arrays(dataset.batch(1437), limit=2)
+        first, second = labels
+        self.assertEqual(sorted(first), sorted(second))
+        self.assertNotAllEqual(first, second)
+
+    def test_start_is_for_training_pipelines(self):
+        with self.assertRaisesRegex(ValueError, "start=3, training=False"):
+            self.load("train", start=3)
+
     def test_input_context_shards_the_split(self):
         shards = []
         for index in range(2):
@@ -259,6 +309,22 @@ class FolderTest(TestCase):
         self.assertEqual(info.image_shape, (16, 16, 3))
         self.assertLen(info.mean, 3)
         self.assertEqual(as_arrays(dataset)[0].shape[1:], (16, 16, 3))
+
+    def test_grayscale_folder_with_random_crops(self):
+        # The CIFAR recipe's random crop needs a known channel count.
+        root = fresh_dir(self)
+        write_digit_folder(root, classes=(0, 1), per_class=5)
+        dataset, info = datasets.load(
+            f"folder:{root}",
+            "train",
+            image_size=16,
+            preprocessing="cifar",
+            training=True,
+            seed=0,
+        )
+        self.assertEqual(info.image_shape, (16, 16, 1))
+        images, _ = as_arrays(dataset, limit=4)
+        self.assertEqual(images.shape, (4, 16, 16, 1))
 
     def test_missing_folder(self):
         missing = os.path.join(fresh_dir(self), "nowhere")

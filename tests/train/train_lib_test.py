@@ -3,6 +3,8 @@
 import glob
 import json
 import os
+import re
+import shutil
 import tempfile
 
 import keras
@@ -10,10 +12,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 import torch
+from absl.testing import parameterized
 
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf.cli import UsageError
 from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
 from train import distribute
 from train import train_lib
@@ -217,3 +221,185 @@ class TrainAndEvaluateTest(TestCase):
             train_lib.train_and_evaluate(
                 TrainConfig(model_dir=model_dir, data_dir=prepared_digits_dir())
             )
+
+
+def tiny_digits(model_dir, **overrides):
+    return TrainConfig(
+        **dict(
+            dict(
+                train_steps=2,
+                batch_size=16,
+                model_dir=model_dir,
+                data_dir=prepared_digits_dir(),
+                memory_saving=False,
+                reconstruction_examples=16,
+                verbose=0,
+            ),
+            **overrides,
+        )
+    )
+
+
+def snapshot(directory):
+    """`{relative path: bytes}` of every file under `directory`."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+class RunDirectoryTest(TestCase):
+    """Another command on a finished run's directory (issue 11, 2 and 5)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.finished = tempfile.mkdtemp()
+        cls.metrics = train_lib.train_and_evaluate(tiny_digits(cls.finished))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.finished, ignore_errors=True)
+        super().tearDownClass()
+
+    def copy_of_finished_run(self):
+        model_dir = os.path.join(fresh_dir(self), "run")
+        shutil.copytree(self.finished, model_dir)
+        return model_dir
+
+    @parameterized.named_parameters(
+        (
+            "learning_rate",
+            dict(learning_rate=0.001),
+            "learning_rate=0.1 (now 0.001)",
+        ),
+        ("batch_size", dict(batch_size=32), "batch_size=16 (now 32)"),
+        (
+            "longer",
+            dict(train_steps=None, epochs=3),
+            "epochs=None (now 3), train_steps=2 (now None)",
+        ),
+        ("seed", dict(seed=1), "seed=0 (now 1)"),
+        (
+            "memory_saving",
+            dict(memory_saving=True),
+            "memory_saving=False (now True)",
+        ),
+    )
+    def test_other_settings_are_refused_and_nothing_written(
+        self, overrides, message
+    ):
+        model_dir = self.copy_of_finished_run()
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError,
+            f"holds a run with other settings: {re.escape(message)}\\. Pass",
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir, **overrides))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_settings_that_do_not_change_the_model_may_differ(self):
+        model_dir = self.copy_of_finished_run()
+        config_json = snapshot(model_dir)["config.json"]
+        metrics = train_lib.train_and_evaluate(
+            tiny_digits(
+                model_dir, checkpoint_steps=7, reconstruction_examples=8
+            )
+        )
+        self.assertEqual(metrics["initial_step"], 2)
+        self.assertEqual(metrics["reconstruction_examples"], 8)
+        self.assertEqual(
+            metrics["test_accuracy"], self.metrics["test_accuracy"]
+        )
+        # config.json still describes the run that trained the model.
+        self.assertEqual(snapshot(model_dir)["config.json"], config_json)
+
+    def test_checkpoints_without_config_json_are_refused(self):
+        model_dir = self.copy_of_finished_run()
+        os.remove(os.path.join(model_dir, "config.json"))
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError, "holds .*state.weights.h5 but no config.json"
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir, image_size=24))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_truncated_checkpoint_is_named_and_nothing_written(self):
+        model_dir = self.copy_of_finished_run()
+        path = os.path.join(model_dir, "checkpoints", "state.weights.h5")
+        with open(path, "r+b") as f:
+            f.truncate(1000)
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError,
+            f"The checkpoint {re.escape(path)} cannot be read .* Delete it",
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_stale_staging_is_removed(self):
+        model_dir = self.copy_of_finished_run()
+        for where in ("", "checkpoints"):
+            os.makedirs(
+                os.path.join(model_dir, where, ".staging-killed", "x.h5")
+            )
+        train_lib.train_and_evaluate(tiny_digits(model_dir))
+        for where in ("", "checkpoints"):
+            self.assertNotIn(
+                ".staging-killed", os.listdir(os.path.join(model_dir, where))
+            )
+
+    def test_finished_run_is_exported_once(self):
+        model_dir = self.copy_of_finished_run()
+        export_dir = os.path.join(fresh_dir(self), "serving")
+        first = train_lib.train_and_evaluate(
+            tiny_digits(model_dir, export_dir=export_dir)
+        )
+        again = train_lib.train_and_evaluate(
+            tiny_digits(model_dir, export_dir=export_dir)
+        )
+        self.assertEqual(first["export"]["version"], 1)
+        self.assertEqual(again["export"], first["export"])
+        self.assertEqual(
+            os.listdir(os.path.join(export_dir, "irevnet_forward")), ["1"]
+        )
+
+    def test_unwritable_output_directories(self):
+        a_file = os.path.join(fresh_dir(self), "file")
+        open(a_file, "w").close()
+        model_dir = os.path.join(fresh_dir(self), "run")
+        for overrides, message in (
+            (dict(export_dir=a_file), "`export_dir` must be a directory"),
+            (
+                dict(export_dir=os.path.join(a_file, "serving")),
+                "lies under the file",
+            ),
+        ):
+            with self.assertRaisesRegex(UsageError, message):
+                train_lib.train_and_evaluate(
+                    tiny_digits(model_dir, **overrides)
+                )
+        self.assertFalse(os.path.exists(model_dir))
+
+
+class FolderDatasetTest(TestCase):
+    def test_grayscale_folder_with_the_cifar_recipe_trains(self):
+        root = fresh_dir(self)
+        write_digit_folder(root, classes=(0, 1, 2), per_class=10)
+        metrics = train_lib.train_and_evaluate(
+            TrainConfig(
+                dataset=f"folder:{root}",
+                preset="digits",  # One channel.
+                image_size=16,
+                batch_size=4,
+                train_steps=2,
+                model_dir=os.path.join(fresh_dir(self), "run"),
+                memory_saving=False,
+                verbose=0,
+            )
+        )
+        self.assertEqual(metrics["recipe"], "cifar")  # Random crops.
+        self.assertEqual(metrics["steps"], 2)

@@ -7,11 +7,17 @@ and default (`train.configs.flags` generates them), and carries the check of
 its value. Fields left None take their value from the recipe, the dataset
 or the preset when the run starts (`train.configs.resolve`).
 
+A run directory is resumed only by a run whose settings agree with the
+recorded ones on every field that changes the trained result; the fields
+declared with `may_differ=True` (where files go, how often to checkpoint,
+what to report) may differ (`TrainConfig.differences`).
+
 This module is plain data: the program checks its flags before it imports
 TensorFlow.
 """
 
 import dataclasses
+import math
 
 from train.configs import recipes
 
@@ -19,7 +25,7 @@ from train.configs import recipes
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
 
-def setting(default, help=None, *, choices=None, check=None):
+def setting(default, help=None, *, choices=None, check=None, may_differ=False):
     """A `TrainConfig` field: its default, its documentation, its check.
 
     Args:
@@ -28,10 +34,17 @@ def setting(default, help=None, *, choices=None, check=None):
         choices: the values an enum flag accepts.
         check: `fn(name, value)` raising ValueError for a bad resolved
             value (not called for None).
+        may_differ: True if the field does not change the trained model,
+            so a run may resume a directory whose record holds another value.
     """
     return dataclasses.field(
         default=default,
-        metadata={"help": help, "choices": choices, "check": check},
+        metadata={
+            "help": help,
+            "choices": choices,
+            "check": check,
+            "may_differ": may_differ,
+        },
     )
 
 
@@ -52,6 +65,7 @@ def _non_negative_int(name: str, value) -> None:
 def _positive(name: str, value) -> None:
     if not value > 0:
         raise ValueError(f"`{name}` must be positive. Received: {name}={value}")
+    _finite(name, value)
 
 
 def _non_negative(name: str, value) -> None:
@@ -59,6 +73,12 @@ def _non_negative(name: str, value) -> None:
         raise ValueError(
             f"`{name}` must be non-negative. Received: {name}={value}"
         )
+    _finite(name, value)
+
+
+def _finite(name: str, value) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value}")
 
 
 def _momentum(name: str, value) -> None:
@@ -147,34 +167,43 @@ class TrainConfig:
         None,
         "Checkpoints, TensorBoard logs, model.keras and metrics.json. "
         "Default: runs/<dataset>.",
+        may_differ=True,
     )
-    data_dir: str | None = setting(None, "TensorFlow Datasets directory.")
+    data_dir: str | None = setting(
+        None, "TensorFlow Datasets directory.", may_differ=True
+    )
     manual_dir: str | None = setting(
         None,
         "imagenet2012's manual download directory (ILSVRC2012_img_train.tar, "
         "ILSVRC2012_img_val.tar). Default: <data_dir>/downloads/manual.",
+        may_differ=True,
     )
     seed: int = setting(0, "Seeds initialisation, shuffling and augmentation.")
     deterministic: bool = setting(
         False,
-        "Reproducible runs: fixed input order and deterministic ops (slower).",
+        "Reproducible runs: deterministic ops (slower). A run killed at any "
+        "moment and run again then ends bit-identical to an uninterrupted "
+        "one. (The input order is always a function of the seed and step.)",
     )
     checkpoint_steps: int = setting(
         200,
         "Save the training state every this many steps.",
         check=positive_int,
+        may_differ=True,
     )
     reconstruction_examples: int = setting(
         1000,
         "Test images whose reconstruction error metrics.json reports.",
         check=_non_negative_int,
+        may_differ=True,
     )
     export_dir: str | None = setting(
         None,
         "If set, export the final model for TF Serving there (see export/).",
+        may_differ=True,
     )
     # Not a flag: 0 silences the run's messages and progress bar.
-    verbose: int = setting(1)
+    verbose: int = setting(1, may_differ=True)
 
     def check(self) -> None:
         """Checks every set field (see each field's `check`).
@@ -193,3 +222,20 @@ class TrainConfig:
                 f"both. Received: epochs={self.epochs}, "
                 f"train_steps={self.train_steps}"
             )
+
+    def differences(self, recorded: dict) -> list[tuple[str, object, object]]:
+        """The settings that change the result and differ from `recorded`.
+
+        Args:
+            recorded: the fields of an earlier run's config, by name.
+
+        Returns:
+            `(name, recorded value, value)` for each differing field, in
+            field order.
+        """
+        return [
+            (field.name, recorded.get(field.name), getattr(self, field.name))
+            for field in dataclasses.fields(self)
+            if not field.metadata["may_differ"]
+            and recorded.get(field.name) != getattr(self, field.name)
+        ]

@@ -2,8 +2,8 @@
 
 Unset fields take the recipe's value (the recipe defaults to the dataset's),
 the preset's image size and the dataset's model preset; then every field is
-checked (`TrainConfig.check`), and the image size against the preset's
-down-sampling factor.
+checked (`TrainConfig.check`), the image size against the preset's
+down-sampling factor, and the output directories for being writable.
 """
 
 import dataclasses
@@ -13,6 +13,7 @@ import types
 
 import irevnet_tf
 from irevnet_tf import datasets
+from irevnet_tf import files
 from train.configs import recipes as recipes_lib
 from train.configs.base import TrainConfig
 from train.configs.base import positive_int
@@ -77,12 +78,10 @@ def resolve_config(
         model_dir=config.model_dir or os.path.join("runs", kind),
     )
     resolved.check()
-    model_dir = resolved.model_dir
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ValueError(
-            f"The model directory {model_dir} is a file. "
-            f"Received: model_dir={model_dir!r}"
-        )
+    # Found now, not when the run tries to write there after training.
+    files.check_writable_directory(resolved.model_dir, "model_dir")
+    if resolved.export_dir:
+        files.check_writable_directory(resolved.export_dir, "export_dir")
     return resolved, recipe
 
 
