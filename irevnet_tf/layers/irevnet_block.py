@@ -45,6 +45,11 @@ class IRevNetBlock(InvertibleLayer):
             `ResidualBottleneck`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
+    Dropout: called with `dropout_seed`, the mask comes from that seed;
+    without, in training mode, from the block's own seed generator (seeded
+    with `seed`). The blocks of an `IRevNet` get a `dropout_seed` at every
+    training call from their model and have no generator of their own.
+
     Call arguments:
         inputs: tuple `(x1, x2)` of tensors `(batch, H, W, C_i)` with
             `C_1 + C_2 == in_channels`. With `inverse=True`: the tuple
@@ -120,6 +125,8 @@ class IRevNetBlock(InvertibleLayer):
                 "drop channels. Received: "
                 f"in_channels={in_channels}, out_channels={out_channels}"
             )
+        # Set by `IRevNet`, which seeds every block's dropout itself.
+        seeds_from_caller = kwargs.pop("_dropout_seeds_from_caller", False)
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -167,6 +174,7 @@ class IRevNetBlock(InvertibleLayer):
             seed=seed,
             dtype=self.dtype_policy,
             name="residual",
+            _dropout_seeds_from_caller=seeds_from_caller,
         )
 
     @property

@@ -43,7 +43,9 @@ class ResidualBottleneck(keras.layers.Layer):
             for PyTorch's default, which the authors trained with.
         kernel_regularizer: optional regularizer of the convolution kernels.
         seed: optional int, seed of the dropout masks drawn when no
-            `dropout_seed` is given.
+            `dropout_seed` is given. Inside an `IRevNet`, which passes a
+            `dropout_seed` at every training call, the layer has no seed
+            generator and `seed` is unused.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -109,6 +111,7 @@ class ResidualBottleneck(keras.layers.Layer):
                 "`dropout_rate` must be in [0, 1). "
                 f"Received: dropout_rate={dropout_rate!r}"
             )
+        seeds_from_caller = kwargs.pop("_dropout_seeds_from_caller", False)
         super().__init__(**kwargs)
         self.out_channels = out_channels
         self.strides = strides
@@ -133,7 +136,9 @@ class ResidualBottleneck(keras.layers.Layer):
         self.bn2 = self._batch_norm("bn2")
         self.conv2 = self._conv(middle, k2, 1, "conv2")
         self.seed_generator = (
-            keras.random.SeedGenerator(seed) if dropout_rate > 0 else None
+            keras.random.SeedGenerator(seed)
+            if dropout_rate > 0 and not seeds_from_caller
+            else None
         )
         self.bn3 = self._batch_norm("bn3")
         self.conv3 = self._conv(out_channels, k3, 1, "conv3")
@@ -193,6 +198,12 @@ class ResidualBottleneck(keras.layers.Layer):
             # Stateless dropout: the same seed gives the same mask, which
             # memory-saving backprop needs to recompute F exactly.
             if dropout_seed is None:
+                if self.seed_generator is None:
+                    raise ValueError(
+                        f"{self.path} draws its dropout masks from the seeds "
+                        "of its IRevNet: call the IRevNet, or pass "
+                        "`dropout_seed`. Received: dropout_seed=None"
+                    )
                 dropout_seed = self.seed_generator.next()
             x = tf.nn.experimental.stateless_dropout(
                 x, self.dropout_rate, seed=dropout_seed

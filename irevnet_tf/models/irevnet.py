@@ -3,17 +3,14 @@
 import copy
 
 import keras
-import tensorflow as tf
 
+from irevnet_tf.layers import memory_saving as chain
 from irevnet_tf.layers.channel_split import ChannelMerge
 from irevnet_tf.layers.channel_split import ChannelSplit
 from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.irevnet_block import IRevNetBlock
-from irevnet_tf.layers.memory_saving import call_with_memory_saving
-from irevnet_tf.layers.memory_saving import call_with_recomputation
-from irevnet_tf.layers.memory_saving import resolve_jit_compile
 from irevnet_tf.models.irevnet_presets import PRESETS
 
 # Preset keys that describe the classification head, not the backbone.
@@ -139,7 +136,8 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.seed = seed
         self.memory_saving = memory_saving
         # One draw per training step; every block derives its own mask seed
-        # from it, so a recomputation can replay the masks exactly.
+        # from it (`memory_saving.step_call_kwargs`), so a recomputation can
+        # replay the masks exactly. The blocks own no seed generators.
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if dropout_rate > 0 else None
         )
@@ -175,9 +173,9 @@ class IRevNet(InvertibleLayer, keras.Model):
                         synchronized_batch_norm=synchronized_batch_norm,
                         kernel_initializer=kernel_initializer,
                         kernel_regularizer=kernel_regularizer,
-                        seed=seed,
                         dtype=self.dtype_policy,
                         name=f"block{len(self.blocks)}",
+                        _dropout_seeds_from_caller=True,
                     )
                 except ValueError as error:
                     raise ValueError(
@@ -219,71 +217,22 @@ class IRevNet(InvertibleLayer, keras.Model):
             x = layer(x)
         self.built = True
 
-    def _layer_kwargs(self, training):
-        """Per-layer call arguments: the dropout seeds of this step."""
-        layers = self.invertible_layers
-        if not (training and self.seed_generator is not None):
-            return [{} for _ in layers]
-        step_seed = self.seed_generator.next()
-        return [
-            {
-                "dropout_seed": tf.random.experimental.stateless_fold_in(
-                    step_seed, i
-                )
-            }
-            if isinstance(layer, IRevNetBlock)
-            else {}
-            for i, layer in enumerate(layers)
-        ]
-
-    @property
-    def recomputed_layer_count(self):
-        """How many leading layers memory saving recomputes, not inverts.
-
-        Reconstructed activations carry rounding errors. Where they should
-        lie in the image of an injective block, the block after it sees
-        channels that are constant by construction (zero padding plus
-        `F(0)`), and its training-mode BatchNorm divides their reconstruction
-        noise by sqrt(epsilon): gradients 15% off in the untrained `cifar10`
-        preset. So the layers up to the block after the last injective one
-        are recomputed from the backbone's input instead of reconstructed
-        (`call_with_recomputation`): exact, and their activations exist only
-        while they are backpropagated.
-        """
-        layers = self.invertible_layers
-        injective = [
-            i
-            for i, layer in enumerate(layers)
-            if isinstance(layer, IRevNetBlock) and layer.is_injective
-        ]
-        return min(injective[-1] + 2, len(layers)) if injective else 0
-
     def _forward(self, inputs, training=None):
-        layers = self.invertible_layers
-        layer_kwargs = self._layer_kwargs(training)
-        x = inputs
-        if not (training and self.memory_saving):
-            for layer, kwargs in zip(layers, layer_kwargs):
-                x = layer(x, training=training, **kwargs)
-            return x
-        recomputed = self.recomputed_layer_count
-        if recomputed:
-            x = call_with_recomputation(
-                layers[:recomputed], x, training, layer_kwargs[:recomputed]
-            )
-        if recomputed < len(layers):
-            x = call_with_memory_saving(
-                layers[recomputed:], x, training, layer_kwargs[recomputed:]
-            )
-        return x
+        return chain.call_chain(
+            self.invertible_layers,
+            inputs,
+            training=training,
+            memory_saving=self.memory_saving,
+            seed_generator=self.seed_generator,
+        )
 
     def _inverse(self, outputs, training=None):
-        layers = self.invertible_layers
-        layer_kwargs = self._layer_kwargs(training)
-        x = outputs
-        for layer, kwargs in zip(reversed(layers), reversed(layer_kwargs)):
-            x = layer.inverse(x, training=training, **kwargs)
-        return x
+        return chain.invert_chain(
+            self.invertible_layers,
+            outputs,
+            training=training,
+            seed_generator=self.seed_generator,
+        )
 
     def block_outputs(self, images, training=False):
         """The representation after every block, for analysis.
@@ -293,18 +242,20 @@ class IRevNet(InvertibleLayer, keras.Model):
             output halves merged, `(batch, H_j, W_j, 2 * width_j)`. The last
             one equals `self(images)`.
         """
+        layers = self.invertible_layers
+        layer_kwargs = chain.step_call_kwargs(
+            layers, self.seed_generator, training
+        )
         x = images
-        if self.initial_downsampling is not None:
-            x = self.initial_downsampling(x, training=training)
-        x = self.split(x, training=training)
         outputs = []
-        for block in self.blocks:
-            x = block(x, training=training)
-            outputs.append(self.merge(x, training=training))
+        for layer, kwargs in zip(layers[:-1], layer_kwargs):
+            x = layer(x, training=training, **kwargs)
+            if isinstance(layer, IRevNetBlock):
+                outputs.append(self.merge(x, training=training))
         return outputs
 
     def compile(self, *args, jit_compile="auto", **kwargs):
-        jit_compile = resolve_jit_compile(jit_compile, self.memory_saving)
+        jit_compile = chain.resolve_jit_compile(jit_compile, self.memory_saving)
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     @classmethod

@@ -61,6 +61,43 @@ class ResidualBottleneckTest(TestCase):
             float(tf.reduce_max(tf.abs(keras_same - expected))), 1e-3
         )
 
+    def test_standalone_dropout_is_seeded(self):
+        # Without `dropout_seed`, a layer of its own draws fresh masks from
+        # its seed generator: reproducible from `seed`, new every call.
+        x = np.random.rand(2, 8, 8, 4).astype("float32")
+
+        def two_calls(seed):
+            layer = ResidualBottleneck(8, dropout_rate=0.5, seed=seed)
+            layer.build(x.shape)
+            layer.set_weights(reference.get_weights())
+            return [layer(x, training=True) for _ in range(2)]
+
+        reference = ResidualBottleneck(8, dropout_rate=0.5)
+        reference.build(x.shape)
+        first, second = two_calls(seed=5)
+        self.assertGreater(float(tf.reduce_max(tf.abs(first - second))), 1e-3)
+        self.assertAllEqual(two_calls(seed=5)[0], first)
+        seed = tf.constant([1, 2])
+        self.assertAllEqual(
+            reference(x, training=True, dropout_seed=seed),
+            reference(x, training=True, dropout_seed=seed),
+        )
+
+    def test_dropout_seeds_from_caller(self):
+        # Inside an IRevNet, the model supplies every mask seed: the layer
+        # holds no generator and refuses to draw masks without a seed.
+        layer = ResidualBottleneck(
+            8, dropout_rate=0.5, _dropout_seeds_from_caller=True
+        )
+        x = np.random.rand(2, 8, 8, 4).astype("float32")
+        self.assertIsNone(layer.seed_generator)
+        self.assertEqual(
+            layer(x, training=True, dropout_seed=[1, 2]).shape, (2, 8, 8, 8)
+        )
+        with self.assertRaisesRegex(ValueError, r"dropout_seed=None"):
+            layer(x, training=True)
+        self.assertNotIn("_dropout_seeds_from_caller", layer.get_config())
+
     def test_serialization(self):
         layer = ResidualBottleneck(
             8, strides=2, kernel_sizes=(1, 3, 1), dropout_rate=0.1, seed=3

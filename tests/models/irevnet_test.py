@@ -74,6 +74,30 @@ class IRevNetTest(TestCase):
         )
         self.assertAllClose(outputs[-1], backbone(x), atol=0, rtol=0)
 
+    def test_one_seed_generator_for_the_dropout_of_all_blocks(self):
+        backbone = IRevNet(dropout_rate=0.1, seed=3, **CIFAR_LIKE)
+        self.assertIsNotNone(backbone.seed_generator)
+        for block in backbone.blocks:
+            self.assertIsNone(block.residual.seed_generator, block.name)
+        seed_states = [
+            v for v in backbone.variables if "seed_generator" in v.path
+        ]
+        self.assertEqual(
+            seed_states,
+            [backbone.seed_generator.state],
+            [v.path for v in seed_states],
+        )
+        # Training-mode calls draw new masks; inference has none.
+        x = images((16, 16, 3))
+        self.assertNotAllClose(
+            backbone(x, training=True), backbone(x, training=True)
+        )
+        self.assertAllEqual(backbone(x), backbone(x))
+        with self.assertRaisesRegex(ValueError, r"block1.*dropout_seed=None"):
+            backbone.blocks[1](
+                backbone.blocks[0](backbone.split(x)), training=True
+            )
+
     def test_serialization(self):
         backbone = IRevNet(**dict(CIFAR_LIKE, kernel_sizes=(1, 3, 1), seed=2))
         self.assert_config_complete(backbone)

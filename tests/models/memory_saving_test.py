@@ -127,10 +127,15 @@ class MemorySavingTest(TestCase):
         self.assertGreater(relative_error(other[0], expected[0]), 1e-3)
 
     def test_train_on_batch_and_fit(self):
+        # In float64: three SGD steps from these random weights are chaotic
+        # in float32 (a relative change of 1e-6 in the initial weights moved
+        # trained ones by up to 14%, measured), so any two float32 programs
+        # that round differently (XLA fuses plain autodiff and memory saving
+        # differently) end far apart, and a float32 comparison tests luck.
         for jit_compile in (False, True):
             with self.subTest(jit_compile=jit_compile):
-                plain, saving = twin_classifiers("cifar")
-                images, labels = batch("cifar", size=8)
+                plain, saving = twin_classifiers("cifar", "float64")
+                images, labels = batch("cifar", size=8, dtype="float64")
                 for model in (plain, saving):
                     model.compile(
                         keras.optimizers.SGD(0.1, momentum=0.9),
