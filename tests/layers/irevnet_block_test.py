@@ -63,7 +63,8 @@ class IRevNetBlockTest(TestCase):
         x1, x2 = halves(3)
         y1, y2 = block((x1, x2))
         self.assertEqual(block.padding.channels, 29)
-        # x2 after padding is all zeros, so F only ever sees zeros (NOTES).
+        # x2 after padding is all zeros, so F only ever sees zeros (as in
+        # the authors' CIFAR model, whose first block pads 3 channels to 32).
         self.assertAllEqual(y1, np.zeros_like(y1))
         self.assertAllClose(
             y2[..., :3] - block.residual(np.zeros((3, 8, 8, 16)))[..., :3],
