@@ -1,13 +1,13 @@
 """`load`: image classification datasets as `tf.data` pipelines."""
 
 import dataclasses
-import os
 import random
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from irevnet_tf.datasets import folder as folder_lib
+from irevnet_tf.datasets import preparation
 from irevnet_tf.datasets import preprocessing as preprocessing_lib
 from irevnet_tf.datasets.digits import Digits
 
@@ -38,8 +38,6 @@ TFDS_DATASETS = {
 }
 DATASET_NAMES = tuple(TFDS_DATASETS) + (FOLDER_PREFIX + "PATH",)
 
-# Files the imagenet2012 builder needs in its manual download directory.
-IMAGENET_MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 # Examples held in the shuffle buffer (decoded images, or JPEG bytes for
 # imagenet2012).
 SHUFFLE_BUFFER = 10_000
@@ -264,7 +262,7 @@ class _Source:
 
 def _tfds_source(name, split, data_dir, manual_dir, context):
     builder = tfds.builder(name, data_dir=data_dir)
-    _prepare(builder, manual_dir)
+    preparation.prepare(builder, manual_dir)
     features = builder.info.features
     image_feature, label_feature = features["image"], features["label"]
     jpeg = name == "imagenet2012"
@@ -382,43 +380,6 @@ def _random_int64(seed):
         maxval=None,
         dtype=tf.int64,
     )
-
-
-def _prepare(builder, manual_dir):
-    """Downloads and prepares a tfds dataset, or says clearly why not."""
-    if builder.is_prepared():
-        return
-    name = builder.info.name
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    if name == "digits":
-        # Generated from scikit-learn: nothing to fetch from GCS.
-        download_config = tfds.download.DownloadConfig(try_download_gcs=False)
-    if name == "imagenet2012":
-        manual_dir = manual_dir or os.path.join(
-            builder.data_dir_root, "downloads", "manual"
-        )
-        missing = [
-            f
-            for f in IMAGENET_MANUAL_FILES
-            if not os.path.isfile(os.path.join(manual_dir, f))
-        ]
-        if missing:
-            raise ValueError(
-                f"imagenet2012 is not prepared in {builder.data_dir_root} and "
-                f"its manual download directory {manual_dir} lacks "
-                f"{' and '.join(missing)}: download them from "
-                "https://image-net.org and pass their folder as manual_dir "
-                f"(--manual_dir). Received: manual_dir={manual_dir!r}"
-            )
-        download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    try:
-        builder.download_and_prepare(download_config=download_config)
-    except Exception as error:  # Network, disk, or archive errors.
-        reason = str(error).strip().splitlines()[0] if str(error) else ""
-        raise ValueError(
-            f"Cannot download and prepare {name} in {builder.data_dir_root}: "
-            f"{type(error).__name__}: {reason}. Received: dataset={name!r}"
-        ) from None
 
 
 def _folder_source(name, split, context):
