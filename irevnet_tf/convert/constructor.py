@@ -11,9 +11,9 @@ fills.
 
 import collections.abc
 
-from irevnet_tf.models.irevnet import HEAD_KEYS
 from irevnet_tf.models.irevnet import IRevNet
 from irevnet_tf.models.irevnet_classifier import IRevNetClassifier
+from irevnet_tf.models.irevnet_presets import split_head
 
 # The authors' `iRevNet.__init__` signature: required names and defaults.
 _REQUIRED_ARGS = ("nBlocks", "nStrides", "nClasses", "in_shape")
@@ -113,8 +113,7 @@ def config_from_authors(constructor):
 
 def build_model(config):
     """An untrained `IRevNetClassifier` for the authors' constructor args."""
-    kwargs = config_from_authors(config)
-    head = {k: kwargs.pop(k) for k in HEAD_KEYS}
+    kwargs, head = split_head(config_from_authors(config))
     try:
         return IRevNetClassifier(IRevNet(**kwargs), **head)
     except ValueError as error:
