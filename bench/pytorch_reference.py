@@ -2,7 +2,7 @@
 
 The authors' code (jhjacobsen/pytorch-i-revnet, `models/iRevNet.py`) is not
 installable, so `bench.inference` times this module instead: written for this
-project from the description in NOTES.md, it computes the same function with
+project from the authors' code, it computes the same function with
 the same layers in the same layout (NCHW, PyTorch's `nn.Conv2d`,
 `nn.BatchNorm2d`, in-place ReLU), and its `state_dict` has the authors' keys:
 

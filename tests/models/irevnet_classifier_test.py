@@ -3,9 +3,9 @@ import numpy as np
 
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.testing.layouts import CIFAR_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
-from tests.models.irevnet_test import CIFAR_LIKE
 
 
 def trainable_parameters(model):

@@ -1,26 +1,10 @@
 import numpy as np
 
 from irevnet_tf import IRevNet
+from irevnet_tf.testing.layouts import CIFAR_LIKE
+from irevnet_tf.testing.layouts import IMAGENET_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
-
-# Small layouts that keep every kind of block: the CIFAR layout (injective
-# first block, no initial down-sampling) and the ImageNet layout (initial
-# down-sampling, stride-2 first block).
-CIFAR_LIKE = dict(
-    stage_depths=[2, 2, 2],
-    stage_filters=[16, 64, 256],
-    stage_strides=[1, 2, 2],
-    initial_block_size=1,
-    image_shape=(16, 16, 3),
-)
-IMAGENET_LIKE = dict(
-    stage_depths=[1, 1, 2, 1],
-    stage_filters=[8, 32, 128, 512],
-    stage_strides=[2, 2, 2, 2],
-    initial_block_size=2,
-    image_shape=(32, 32, 1),
-)
 
 
 def images(shape, batch=2, dtype="float32"):

@@ -11,11 +11,11 @@ import tensorflow as tf
 
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.testing.layouts import CIFAR_LIKE
+from irevnet_tf.testing.layouts import IMAGENET_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from irevnet_tf.testing.test_case import relative_error
-from tests.models.irevnet_test import CIFAR_LIKE
-from tests.models.irevnet_test import IMAGENET_LIKE
 
 LAYOUTS = {"cifar": CIFAR_LIKE, "imagenet": IMAGENET_LIKE}
 # Worst variable measured: ~5e-14 in float64 and ~7e-6 in float32.
