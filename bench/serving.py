@@ -284,13 +284,8 @@ def markdown_table(report: dict) -> str:
             f"| {row['inverse_latency_ms']:.1f} "
             f"| {row['reconstruction_relative_error']:.1e} |"
         )
-    pytorch = report["pytorch_images_per_second"]
     onednn = report["environment"]["TF_ENABLE_ONEDNN_OPTS"]
     lines[0] += f" TF_ENABLE_ONEDNN_OPTS={onednn or 'unset'}."
-    lines.append(
-        f"| authors' PyTorch (CIFAR-10, batch 64) | {pytorch['forward']} "
-        f"| {pytorch['inverse']} | | | |"
-    )
     return "\n".join(lines)
 
 

@@ -27,8 +27,8 @@ from absl.testing import parameterized
 from irevnet_tf.analysis import __main__ as program
 from irevnet_tf.run_directory import RunDirectory
 from irevnet_tf.testing import digits_models
-from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.test_case import TestCase
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

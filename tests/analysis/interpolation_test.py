@@ -6,8 +6,8 @@ from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import interpolation
 from irevnet_tf.testing import digits_models
-from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.test_case import TestCase
 
 
 def trained_classifier():

@@ -10,8 +10,8 @@ from irevnet_tf import reconstruction_error
 from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import reconstruction
 from irevnet_tf.testing import digits_models
-from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.test_case import TestCase
 
 # The paper's float32 errors are 5e-6 (noise) and 3e-6 (ImageNet); this
 # small model measures about 2e-7.

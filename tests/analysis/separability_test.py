@@ -10,8 +10,8 @@ from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import features as features_lib
 from irevnet_tf.analysis import separability
 from irevnet_tf.testing import digits_models
-from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.test_case import TestCase
 
 
 def trained_classifier():
