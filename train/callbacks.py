@@ -93,14 +93,15 @@ class TrainingStateBackup(keras.callbacks.Callback):
                     "first step, or pass another model directory. "
                     f"Received: checkpoint={self.state_path!r}"
                 ) from None
-            for variable, value in zip(_random_states(model), extras[0]):
+            random_states, metric_values = extras
+            for variable, value in zip(_random_states(model), random_states):
                 variable.assign(value)
             step = optimizer_step(model)
             if self.steps_per_epoch and step % self.steps_per_epoch:
-                self._pending_metrics = extras[1]
-        step = optimizer_step(model)
-        self.last_saved_step = step
-        return step
+                # Mid-epoch: the epoch's running metrics go on from here.
+                self._pending_metrics = metric_values
+        self.last_saved_step = optimizer_step(model)
+        return self.last_saved_step
 
     def save(self):
         step = optimizer_step(self.model)

@@ -188,7 +188,6 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             f"the {replicas} replicas of the {config.strategy} strategy. "
             f"Received: batch_size={config.batch_size}"
         )
-    keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     data = data_lib.load_run_data(config, recipe)
@@ -201,11 +200,12 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
     record = run_files.run_record(
         config, recipe, info, data.steps_per_epoch, total_steps, replicas
     )
-    is_chief = strategy.extended.should_checkpoint
-    if is_chief:
-        # Before the model is built: a run of another preset is named as
-        # such, not failed on.
-        run_files.check_resumable(run_dir, record)
+    # Every worker, before the model is built: all refuse another run
+    # alike, and a run of another preset is named as such, not failed on.
+    run_files.check_resumable(run_dir, record)
+    # Seeded just before the weights are drawn, so that they do not depend
+    # on what ran before (preparing a dataset draws random numbers too).
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = irevnet_tf.IRevNetClassifier.from_preset(
             config.preset,
@@ -240,6 +240,7 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             metrics=["accuracy"],
         )
         trainee.build_for_training(info.image_shape)
+    is_chief = strategy.extended.should_checkpoint
     resuming = False
     if is_chief:  # The other workers share its directory.
         stack.enter_context(run_files.exclusive(run_dir))

@@ -15,6 +15,7 @@ import time
 import h5py
 
 import irevnet_tf
+from irevnet_tf.testing import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(irevnet_tf.__file__)))
 # Generous: these processes share two cores with the rest of the suite.
@@ -26,6 +27,7 @@ TIMEOUT = 900
 TINY_DROPOUT_RUNNER = """
 import sys
 import irevnet_tf
+from irevnet_tf.testing import processes
 irevnet_tf.PRESETS["tiny_dropout"] = dict(
     irevnet_tf.PRESETS["digits"], stage_depths=[1, 1, 1], dropout_rate=0.2
 )
@@ -36,18 +38,14 @@ train.run()
 
 
 def environment(onednn: str | None = None, **extra) -> dict:
-    """The environment of a user's shell, plus `extra`.
+    """A user's environment (`processes.user_environment`), plus `extra`.
 
     Args:
         onednn: "0" or "1" for `TF_ENABLE_ONEDNN_OPTS`; None to keep the
             test's own setting (the CPU's default if unset).
     """
-    env = dict(os.environ, PYTHONPATH=REPO)
-    # The test runner sets it; a user need not.
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env = processes.user_environment(python_path=REPO, onednn=onednn)
     env.pop("TF_CONFIG", None)
-    if onednn is not None:
-        env["TF_ENABLE_ONEDNN_OPTS"] = onednn
     env.update(extra)
     return env
 
@@ -121,9 +119,10 @@ def checkpoint_arrays(model_dir: str) -> dict:
     """`{dataset path: array}` of everything in the training state file."""
     arrays = {}
     with h5py.File(checkpoint_path(model_dir), "r") as f:
-        f.visititems(
-            lambda name, item: arrays.__setitem__(name, item[()])
-            if isinstance(item, h5py.Dataset)
-            else None
-        )
+
+        def keep(name, item):
+            if isinstance(item, h5py.Dataset):
+                arrays[name] = item[()]
+
+        f.visititems(keep)
     return arrays

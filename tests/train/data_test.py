@@ -48,9 +48,10 @@ def global_batches(strategy, data, start_step, count):
 
 
 class TrainingBatchesTest(TestCase):
-    @parameterized.product(
-        strategy=("one_device", "mirrored"),
-        start_step=(3, 22, 30),  # 22 steps per epoch.
+    @parameterized.named_parameters(
+        (f"{strategy}_step{start_step}", strategy, start_step)
+        for strategy in ("one_device", "mirrored")
+        for start_step in (3, 22, 30)  # 22 steps per epoch.
     )
     def test_resumed_batches_are_the_uninterrupted_ones(
         self, strategy, start_step

@@ -29,10 +29,7 @@ MODEL_METRICS = (
 
 
 def tiny_run_flags(test, model_dir, *extra):
-    """A run of 3 epochs of 4 steps on 48 digits, saving every 3 steps.
-
-    The states saved at steps 3, 6 and 9 are all mid-epoch.
-    """
+    """A run of 3 epochs of 4 steps on a folder of 48 digits."""
     root = tempfile.mkdtemp(dir=test.get_temp_dir())
     write_digit_folder(root, classes=(0, 1, 2), per_class=16)
     return [
@@ -46,6 +43,27 @@ def tiny_run_flags(test, model_dir, *extra):
         "--seed=1",
         f"--model_dir={model_dir}",
         *extra,
+    ]
+
+
+def digits_run_flags(data_dir, model_dir):
+    """14 steps in epochs of 5 on scikit-learn's digits, saving every 3.
+
+    The states saved at steps 3, 6, 9 and 12 are all mid-epoch. The first
+    run prepares the digits in `data_dir`, as a user's first run does.
+    """
+    return [
+        "--dataset=digits",
+        f"--data_dir={data_dir}",
+        "--preset=tiny_dropout",  # Dropout: its masks must resume too.
+        "--recipe=cifar",  # Random crops and flips: so must they.
+        "--image_size=16",
+        "--batch_size=256",
+        "--train_steps=14",
+        "--checkpoint_steps=3",
+        "--seed=1",
+        "--deterministic",
+        f"--model_dir={model_dir}",
     ]
 
 
@@ -91,58 +109,49 @@ class ExactResumeTest(TestCase):
 
     def test_sigkill_at_any_moment_then_same_command_is_bit_identical(self):
         base = tempfile.mkdtemp(dir=self.get_temp_dir())
+        data_dir = os.path.join(base, "tfds")
         reference_dir = os.path.join(base, "uninterrupted")
         model_dir = os.path.join(base, "killed")
-        flags = tiny_run_flags(self, model_dir, "--deterministic")
-        reference_flags = [
-            f
-            if not f.startswith("--model_dir=")
-            else f"--model_dir={reference_dir}"
-            for f in flags
-        ]
-        result = train_runs.run(*reference_flags, tiny_dropout=True)
+        evaluated_dir = os.path.join(base, "killed_evaluating")
+        flags = digits_run_flags(data_dir, model_dir)
+        evaluated_flags = digits_run_flags(data_dir, evaluated_dir)
+        result = train_runs.run(
+            *digits_run_flags(data_dir, reference_dir), tiny_dropout=True
+        )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         reference = train_runs.read_json(
             os.path.join(reference_dir, "metrics.json")
         )
         self.assertEqual(
-            (reference["steps"], reference["steps_per_epoch"]), (12, 4)
+            (reference["steps"], reference["steps_per_epoch"]), (14, 5)
         )
 
-        # Killed in epoch 1, after its state at step 3 was saved...
+        # Killed in the first epochs, after its state at step 3 was saved...
         kill_when(
             self,
             flags,
             lambda: train_runs.saved_step(model_dir) >= 3,
             "the state of step 3",
         )
-        first = train_runs.optimizer_steps(model_dir)
-        self.assertIn(first, (3, 6, 9))  # Mid-epoch, whichever it is.
+        self.assertIn(train_runs.optimizer_steps(model_dir), (3, 6, 9))
         self.assertFalse(os.path.exists(os.path.join(model_dir, "model.keras")))
-        # ...then again in epoch 3, after its state at step 9 was saved.
+        # ...then again in the last epoch, after its state at step 12 (the
+        # third of epoch 3) was saved.
         kill_when(
             self,
             flags,
-            lambda: train_runs.saved_step(model_dir) >= 9,
-            "the state of step 9",
+            lambda: train_runs.saved_step(model_dir) >= 12,
+            "the state of step 12",
         )
-        second = train_runs.optimizer_steps(model_dir)
-        self.assertEqual(second, 9)  # 9 = 2 * 4 + 1: in the third epoch.
+        self.assertEqual(train_runs.optimizer_steps(model_dir), 12)
 
         # Another directory goes on from here to be killed after training,
         # while evaluating, before metrics.json.
-        evaluated_dir = os.path.join(base, "killed_evaluating")
         shutil.copytree(model_dir, evaluated_dir)
-        evaluated_flags = [
-            f
-            if not f.startswith("--model_dir=")
-            else f"--model_dir={evaluated_dir}"
-            for f in flags
-        ]
         kill_when(
             self,
             evaluated_flags,
-            lambda: train_runs.saved_step(evaluated_dir) == 12,
+            lambda: train_runs.saved_step(evaluated_dir) == 14,
             "the end of training",
         )
         self.assertFalse(
@@ -152,7 +161,7 @@ class ExactResumeTest(TestCase):
         result = train_runs.run(*flags, tiny_dropout=True)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn(
-            "Resuming from the checkpoint at step 9 of 12", result.stdout
+            "Resuming from the checkpoint at step 12 of 14", result.stdout
         )
         # The last epoch resumed mid-way: even its running training accuracy
         # is the uninterrupted run's.

@@ -362,7 +362,11 @@ class BadInputTest(TestCase):
     notices would be lines of their own.
     """
 
-    @parameterized.product(case=sorted(BAD_INPUT), onednn=("0", "1"))
+    @parameterized.named_parameters(
+        (f"{case}_onednn{onednn}", case, onednn)
+        for case in sorted(BAD_INPUT)
+        for onednn in ("0", "1")
+    )
     def test_bad_input(self, case, onednn):
         base = fresh_dir(self)
         flags, message = BAD_INPUT[case](base)
