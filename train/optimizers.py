@@ -5,25 +5,36 @@ import keras
 
 @keras.saving.register_keras_serializable(package="irevnet_train")
 class SGDWithL2(keras.optimizers.SGD):
-    """SGD whose weight decay is added to the gradient before momentum.
+    """PyTorch's SGD: weight decay added to the gradient, then momentum.
 
-        g <- g + l2 * w          then Keras SGD with momentum on g
+        g <- g + l2 * w
+        b <- momentum * b + g                      (b = g at the first step)
+        w <- w - learning_rate * b                 (nesterov: g + momentum * b)
 
-    This is the gradient of the loss plus `l2 / 2 * sum(w ** 2)` over every
-    trained variable (kernels, biases, BatchNorm scales and offsets), which is
-    what PyTorch's `SGD(weight_decay=...)` does and what the authors trained
-    with. Keras's own `weight_decay` argument is decoupled instead
-    (`w -= lr * wd * w` after the update, outside momentum) and is not used.
+    This is `torch.optim.SGD(lr, momentum, weight_decay=l2)` (dampening 0),
+    what the authors trained with: the gradient of the loss plus
+    `l2 / 2 * sum(w ** 2)` over every trained variable (kernels, biases,
+    BatchNorm scales and offsets). Keras's own `weight_decay` argument is
+    decoupled instead (`w -= lr * wd * w` after the update, outside
+    momentum) and is not used.
 
-    Keras folds the learning rate into the momentum buffer
-    (`v = m * v - lr * g; w += v`) while PyTorch applies it after
-    (`b = m * b + g; w -= lr * b`); the two agree while the learning rate is
-    constant and differ for a few steps after each drop.
+    Keras's `SGD` folds the learning rate into its momentum buffer
+    (`v <- momentum * v - learning_rate * g; w <- w + v`). At a constant
+    learning rate the two are the same; after a learning-rate drop Keras's
+    buffer still carries the steps of the old rate, so for the next few
+    dozen steps (momentum 0.9) it moves the weights further than PyTorch
+    does. This class keeps the gradients in the buffer and applies the
+    current learning rate to all of them, as PyTorch does, so that a
+    recipe's schedule has the authors' effect.
+
+    The momentum buffers hold gradients, not steps: a checkpoint of
+    `keras.optimizers.SGD` (or of this class before it followed PyTorch)
+    does not resume into this one with the same momentum.
 
     Args:
         l2: float, the weight decay coefficient (5e-4 in the CIFAR recipe).
         **kwargs: arguments of `keras.optimizers.SGD` (`learning_rate`,
-            `momentum`, ...).
+            `momentum`, `nesterov`, ...).
     """
 
     def __init__(self, l2=0.0, **kwargs):
@@ -33,11 +44,19 @@ class SGDWithL2(keras.optimizers.SGD):
         self.l2 = l2
 
     def update_step(self, gradient, variable, learning_rate):
+        learning_rate = keras.ops.cast(learning_rate, variable.dtype)
+        gradient = keras.ops.cast(gradient, variable.dtype)
         if self.l2:
-            gradient = gradient + self.l2 * keras.ops.cast(
-                variable, gradient.dtype
-            )
-        return super().update_step(gradient, variable, learning_rate)
+            gradient = gradient + self.l2 * variable
+        if self.momentum == 0:
+            self.assign_sub(variable, learning_rate * gradient)
+            return
+        buffer = self.momentums[self._get_variable_index(variable)]
+        # Not `ops.cast`, which rounds a Python float through float32.
+        momentum = keras.ops.convert_to_tensor(self.momentum, variable.dtype)
+        self.assign(buffer, momentum * buffer + gradient)
+        step = gradient + momentum * buffer if self.nesterov else buffer
+        self.assign_sub(variable, learning_rate * step)
 
     def get_config(self):
         config = super().get_config()
