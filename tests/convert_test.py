@@ -356,6 +356,9 @@ class ConvertTest(TestCase):
         config = convert.config_from_authors(constructor)
         self.assertEqual(config.pop("num_classes"), 7)
         self.assertEqual(config.pop("head_batch_norm_momentum"), 0.1)
+        # Not an argument of the authors' constructor: their models move
+        # BatchNorm variances as PyTorch does, whatever ours did.
+        self.assertIs(config.pop("unbiased_moving_variance"), True)
         self.assertEqual(
             config, {k: backbone_config[k] for k in config}, constructor
         )

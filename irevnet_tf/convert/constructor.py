@@ -106,6 +106,8 @@ def config_from_authors(constructor):
         # the head's `bn1` has PyTorch momentum 0.9. Keras momentum is 1 - m.
         "batch_norm_momentum": 0.9,
         "batch_norm_epsilon": 1e-5,
+        # PyTorch moves running_var towards the unbiased batch variance.
+        "unbiased_moving_variance": True,
         "num_classes": num_classes,
         "head_batch_norm_momentum": 0.1,
     }

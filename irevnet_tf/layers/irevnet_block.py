@@ -41,8 +41,8 @@ class IRevNetBlock(InvertibleLayer):
             (the network's first block).
         kernel_sizes, bottleneck_divisor, dropout_rate, affine,
         batch_norm_momentum, batch_norm_epsilon, synchronized_batch_norm,
-        kernel_initializer, kernel_regularizer, seed: passed to
-            `ResidualBottleneck`.
+        unbiased_moving_variance, kernel_initializer, kernel_regularizer,
+        seed: passed to `ResidualBottleneck`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Dropout: called with `dropout_seed`, the mask comes from that seed;
@@ -86,6 +86,7 @@ class IRevNetBlock(InvertibleLayer):
         batch_norm_momentum=0.9,
         batch_norm_epsilon=1e-5,
         synchronized_batch_norm=False,
+        unbiased_moving_variance=False,
         kernel_initializer=None,
         kernel_regularizer=None,
         seed=None,
@@ -139,6 +140,7 @@ class IRevNetBlock(InvertibleLayer):
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.unbiased_moving_variance = unbiased_moving_variance
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
         )
@@ -169,6 +171,7 @@ class IRevNetBlock(InvertibleLayer):
             batch_norm_momentum=batch_norm_momentum,
             batch_norm_epsilon=batch_norm_epsilon,
             synchronized_batch_norm=synchronized_batch_norm,
+            unbiased_moving_variance=unbiased_moving_variance,
             kernel_initializer=kernel_initializer,
             kernel_regularizer=kernel_regularizer,
             seed=seed,
@@ -321,6 +324,7 @@ class IRevNetBlock(InvertibleLayer):
                 "batch_norm_momentum": self.batch_norm_momentum,
                 "batch_norm_epsilon": self.batch_norm_epsilon,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "unbiased_moving_variance": self.unbiased_moving_variance,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -39,6 +39,9 @@ class ResidualBottleneck(keras.layers.Layer):
         batch_norm_epsilon: float (PyTorch's default 1e-5).
         synchronized_batch_norm: bool, synchronise batch statistics across
             replicas under a `tf.distribute` strategy.
+        unbiased_moving_variance: bool, BatchNorm moves its variance towards
+            the unbiased batch variance, as PyTorch (the authors' code) does;
+            False for Keras's biased one (see `BatchNormalization`).
         kernel_initializer: initializer of the convolution kernels; None
             for PyTorch's default, which the authors trained with.
         kernel_regularizer: optional regularizer of the convolution kernels.
@@ -75,6 +78,7 @@ class ResidualBottleneck(keras.layers.Layer):
         batch_norm_momentum=0.9,
         batch_norm_epsilon=1e-5,
         synchronized_batch_norm=False,
+        unbiased_moving_variance=False,
         kernel_initializer=None,
         kernel_regularizer=None,
         seed=None,
@@ -123,6 +127,7 @@ class ResidualBottleneck(keras.layers.Layer):
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.unbiased_moving_variance = unbiased_moving_variance
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
         )
@@ -150,6 +155,7 @@ class ResidualBottleneck(keras.layers.Layer):
             center=self.affine,
             scale=self.affine,
             synchronized=self.synchronized_batch_norm,
+            unbiased_moving_variance=self.unbiased_moving_variance,
             dtype=self.dtype_policy,
             name=name,
         )
@@ -224,6 +230,7 @@ class ResidualBottleneck(keras.layers.Layer):
                 "batch_norm_momentum": self.batch_norm_momentum,
                 "batch_norm_epsilon": self.batch_norm_epsilon,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "unbiased_moving_variance": self.unbiased_moving_variance,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -52,6 +52,10 @@ class IRevNet(InvertibleLayer, keras.Model):
         batch_norm_epsilon: float, 1e-5 as in PyTorch.
         synchronized_batch_norm: bool, synchronise BatchNorm statistics across
             replicas under a distribution strategy.
+        unbiased_moving_variance: bool. True moves the BatchNorm variances
+            towards the unbiased batch variance, as PyTorch (the authors'
+            code) does; False (the default, and what models saved without
+            this argument do) towards the biased one, as Keras does.
         kernel_initializer: initializer of the convolution kernels; None
             for PyTorch's default, which the authors trained with.
         kernel_regularizer: optional regularizer of the convolution kernels.
@@ -95,6 +99,7 @@ class IRevNet(InvertibleLayer, keras.Model):
         batch_norm_momentum=0.9,
         batch_norm_epsilon=1e-5,
         synchronized_batch_norm=False,
+        unbiased_moving_variance=False,
         kernel_initializer=None,
         kernel_regularizer=None,
         seed=None,
@@ -125,6 +130,7 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.unbiased_moving_variance = unbiased_moving_variance
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
         )
@@ -167,6 +173,7 @@ class IRevNet(InvertibleLayer, keras.Model):
                         batch_norm_momentum=batch_norm_momentum,
                         batch_norm_epsilon=batch_norm_epsilon,
                         synchronized_batch_norm=synchronized_batch_norm,
+                        unbiased_moving_variance=unbiased_moving_variance,
                         kernel_initializer=kernel_initializer,
                         kernel_regularizer=kernel_regularizer,
                         dtype=self.dtype_policy,
@@ -276,6 +283,7 @@ class IRevNet(InvertibleLayer, keras.Model):
                 "batch_norm_momentum": self.batch_norm_momentum,
                 "batch_norm_epsilon": self.batch_norm_epsilon,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "unbiased_moving_variance": self.unbiased_moving_variance,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

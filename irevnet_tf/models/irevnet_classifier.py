@@ -71,6 +71,7 @@ class IRevNetClassifier(keras.Model):
             momentum=head_batch_norm_momentum,
             epsilon=backbone.batch_norm_epsilon,
             synchronized=backbone.synchronized_batch_norm,
+            unbiased_moving_variance=backbone.unbiased_moving_variance,
             dtype=self.dtype_policy,
             name="head_norm",
         )

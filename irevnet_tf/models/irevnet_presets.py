@@ -3,6 +3,10 @@
 The keys in `HEAD_KEYS` are arguments of `IRevNetClassifier`'s head; all
 others are arguments of the backbone, `IRevNet`. `preset_kwargs` looks a
 preset up, `split_head` separates the two.
+
+The authors' and the paper's models were trained with PyTorch, whose
+BatchNorm moves its variance towards the unbiased batch variance: their
+presets do the same (`unbiased_moving_variance`).
 """
 
 import copy
@@ -16,6 +20,7 @@ CIFAR10 = {
     "initial_block_size": 1,
     "image_shape": [32, 32, 3],
     "dropout_rate": 0.1,
+    "unbiased_moving_variance": True,
     "num_classes": 10,
 }
 
@@ -28,6 +33,7 @@ IREVNET301 = {
     "stage_strides": [2, 2, 2, 2],
     "initial_block_size": 2,
     "image_shape": [224, 224, 3],
+    "unbiased_moving_variance": True,
     "num_classes": 1000,
 }
 
@@ -53,6 +59,7 @@ IREVNET_INJECTIVE = {
     "initial_block_size": 4,
     "kernel_sizes": [1, 3, 1],
     "image_shape": [224, 224, 3],
+    "unbiased_moving_variance": True,
     "num_classes": 1000,
 }
 
