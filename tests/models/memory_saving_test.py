@@ -1,4 +1,3 @@
-import functools
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf.testing.layouts import CIFAR_LIKE
 from irevnet_tf.testing.layouts import IMAGENET_LIKE
+from irevnet_tf.testing.strategies import mirrored_strategy
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from irevnet_tf.testing.test_case import relative_error
@@ -38,13 +38,6 @@ def twin_classifiers(layout, dtype="float32", dropout_rate=0.1, **kwargs):
     randomize_batch_norm(models[0])
     models[1].set_weights(models[0].get_weights())
     return models
-
-
-@functools.cache
-def mirrored_strategy():
-    # One strategy per process: collective instance keys of two strategies
-    # collide in TensorFlow's shared collective executor.
-    return tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
 
 
 def batch(layout, size=4, dtype="float32"):
