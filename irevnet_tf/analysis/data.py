@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+from typing import Callable
 from typing import Iterator
 
 import numpy as np
@@ -158,15 +159,27 @@ def split_size(info: datasets.DatasetInfo, max_examples: int | None) -> int:
 
 
 def load_examples(
-    model, settings: DataSettings, split: str, count: int
+    model,
+    settings: DataSettings,
+    split: str,
+    count: int,
+    too_few: Callable[[int], str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, datasets.DatasetInfo]:
     """The first `count` images and labels of a split, as arrays.
+
+    Args:
+        too_few: if given, a split with fewer than `count` examples is an
+            error: `too_few(examples_in_split)` is its message. Raised
+            before any example is read, so that nothing TensorFlow logs
+            while reading precedes the error line.
 
     Returns:
         `(images, labels, info)`, as `load_split(..., max_examples=count)`
         yields them (fewer if the split is shorter).
     """
     dataset, info = load_split(model, settings, split, count)
+    if too_few is not None and info.num_examples < count:
+        raise ValueError(too_few(info.num_examples))
     images, labels = [], []
     # Read to the end, never stopped early: see `load_split`.
     for image, label in dataset.as_numpy_iterator():

@@ -187,15 +187,19 @@ def run_interpolation(
             )
         pool_size = max(max(p) for p in pairs) + 1
     images, labels, info = data_lib.load_examples(
-        model, settings, split, pool_size
+        model,
+        settings,
+        split,
+        pool_size,
+        too_few=None
+        if pairs is None
+        else lambda size: (
+            f"{settings.dataset} {split} has {size} images; indices "
+            f"go from 0 to {size - 1}. Received: pairs={pairs}"
+        ),
     )
     if pairs is None:
         pairs = choose_pairs(labels, num_pairs, seed)
-    elif pool_size > len(images):
-        raise ValueError(
-            f"{settings.dataset} {split} has {len(images)} images; indices "
-            f"go from 0 to {len(images) - 1}. Received: pairs={pairs}"
-        )
     paths, captions, entries = [], [], []
     for i, j in data_lib.progress(pairs, len(pairs), "pairs"):
         path = interpolation_path(model, images[i], images[j], steps)

@@ -202,6 +202,40 @@ class RealProcessTest(TestCase):
         )
         self.assertFalse(os.path.exists(self.unused_dir))
 
+    @parameterized.product(
+        onednn=("1", "0"),
+        case=(
+            (
+                ["interpolation", "--pairs", "0:360"],
+                r"digits test has 360 images; indices go from 0 to 359\. "
+                r"Received: pairs=\[\(0, 360\)\]$",
+            ),
+            (
+                ["spectrum", "--first_index", "359", "--num_images", "2"],
+                r"digits test has 360 images\. Received: first_index=359, "
+                r"num_images=2$",
+            ),
+        ),
+    )
+    def test_error_found_from_the_split_size(self, onednn, case):
+        # Found from the dataset's metadata, before TensorFlow reads a file
+        # (reading logs a line of TensorFlow's on stderr).
+        arguments, pattern = case
+        result = self.run_program(
+            arguments
+            + [
+                "--model",
+                self.run_dir,
+                "--output_dir",
+                self.unused_dir,
+                "--data_dir",
+                prepared_digits_dir(),
+            ],
+            onednn,
+        )
+        assert_one_error_line(self, result, pattern)
+        self.assertFalse(os.path.exists(self.unused_dir))
+
     @parameterized.named_parameters(*ONEDNN)
     def test_output_dir_that_is_a_file(self, onednn):
         a_file = os.path.join(self.tmp, f"a_file_{onednn}")
