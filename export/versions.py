@@ -106,6 +106,18 @@ def versions(base_path: str) -> set[int]:
     }
 
 
+def latest_pair(output_dir: str, model_names: list[str]) -> int | None:
+    """The highest version present in every one of the models, or None.
+
+    A kill between the two SavedModels of an export can leave a higher
+    version of one model only; that version is not a pair.
+    """
+    common = set.intersection(
+        *(versions(os.path.join(output_dir, name)) for name in model_names)
+    )
+    return max(common, default=None)
+
+
 def next_version(output_dir: str, model_names: list[str]) -> int:
     """One more than the highest version of any of the models, else 1."""
     found = [0]

@@ -420,6 +420,16 @@ class ExportVersionsTest(TestCase):
             1,
         )
 
+    def test_latest_pair_skips_a_version_of_one_model_only(self):
+        # As a kill between the two SavedModels of an export leaves it.
+        output_dir = self.get_temp_dir()
+        names = ["irevnet_forward", "irevnet_inverse"]
+        self.assertIsNone(versions.latest_pair(output_dir, names))
+        for name, version in [(names[0], 1), (names[1], 1), (names[0], 2)]:
+            os.makedirs(os.path.join(output_dir, name, str(version)))
+        self.assertEqual(versions.latest_pair(output_dir, names), 1)
+        self.assertEqual(versions.next_version(output_dir, names), 3)
+
     def test_same_model_again_adds_no_version(self):
         model = small_classifier()
         output_dir = self.get_temp_dir()
