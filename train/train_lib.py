@@ -19,7 +19,7 @@ A run
 What `MODEL_DIR` holds (`irevnet_tf.run_directory`):
 
     config.json                    resolved settings, dataset facts
-                                   (classes, image shape, normalisation)
+                                   (classes, image shape, pixel statistics)
     checkpoints/state.weights.h5   training state, every N steps
     logs/                          TensorBoard: train/ and validation/
                                    (loss, accuracy, learning rate),
@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 
 import irevnet_tf
+from irevnet_tf import datasets
 from irevnet_tf.cli import UsageError
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.run_directory import RunDirectory
@@ -173,6 +174,15 @@ def train_and_evaluate(config: TrainConfig) -> dict:
     return metrics
 
 
+def _input_statistics(
+    recipe: recipes_lib.Recipe, info: datasets.DatasetInfo
+) -> dict:
+    """The model's `input_mean`/`input_std`: the training images' ones."""
+    if not recipe.normalize:
+        return {}
+    return {"input_mean": list(info.mean), "input_std": list(info.std)}
+
+
 def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
     """Checks everything and builds the model; writes nothing.
 
@@ -217,6 +227,9 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             # computes what one device would, and every replica keeps the
             # same moving statistics.
             synchronized_batch_norm=replicas > 1,
+            # The model standardises its pixel inputs itself, so that it
+            # (and every SavedModel of it) takes and returns pixels.
+            **_input_statistics(recipe, info),
         )
     # Created outside the scope on purpose (see FitModel).
     trainee = distribute.FitModel(
@@ -311,7 +324,6 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
                     run.model,
                     logged_images,
                     os.path.join(log_dir, "reconstructions"),
-                    to_pixels=info.denormalize,
                 )
             )
         verbose = config.verbose if run.is_chief else 0
