@@ -154,7 +154,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
             metrics["export"] = (
                 finished_before
                 and run_files.previous_export(run_dir, config.export_dir)
-            ) or _export(model, config.export_dir)
+            ) or _export(model, config.export_dir, run.recipe.preprocessing)
         metrics["wall_time_seconds"] = round(
             time.perf_counter() - start_time, 2
         )
@@ -375,10 +375,12 @@ def _inference_copy(model) -> irevnet_tf.IRevNetClassifier:
     return copy
 
 
-def _export(model, export_dir: str) -> dict:
+def _export(model, export_dir: str, preprocessing: str) -> dict:
     from export import export_lib
 
-    result = export_lib.export_for_serving(model, export_dir)
+    result = export_lib.export_for_serving(
+        model, export_dir, preprocessing=preprocessing
+    )
     print(f"Exported {result.forward_dir} and {result.inverse_dir}")
     return {
         "export_dir": os.path.abspath(export_dir),
