@@ -25,7 +25,6 @@ class DataSettings:
             the dataset's if the model takes any size).
         preprocessing: evaluation transform style ("resize", "cifar",
             "imagenet").
-        normalize: whether the model takes images normalised per channel.
         data_dir: TensorFlow Datasets directory, None for the default.
         manual_dir: imagenet2012's manual download directory.
     """
@@ -33,7 +32,6 @@ class DataSettings:
     dataset: str
     image_size: int | None = None
     preprocessing: str = "resize"
-    normalize: bool = False
     data_dir: str | None = None
     manual_dir: str | None = None
 
@@ -45,8 +43,8 @@ def recorded_settings(model_path: str) -> DataSettings | None:
     `model_path` is a training `--model_dir` or the `model.keras` in one.
 
     Returns:
-        `DataSettings` with the recorded dataset, preprocessing and
-        normalisation (other fields at their defaults), or None if there is
+        `DataSettings` with the recorded dataset and preprocessing (other
+        fields at their defaults), or None if there is
         no record.
 
     Raises:
@@ -59,7 +57,6 @@ def recorded_settings(model_path: str) -> DataSettings | None:
     return DataSettings(
         dataset=record.dataset.name,
         preprocessing=record.recipe.get("preprocessing", "resize"),
-        normalize=bool(record.dataset.normalized),
     )
 
 
@@ -119,7 +116,6 @@ def load_split(
         settings.dataset,
         image_size=size,
         preprocessing=settings.preprocessing,
-        normalize=settings.normalize,
         data_dir=settings.data_dir,
         manual_dir=settings.manual_dir,
     )
@@ -219,11 +215,6 @@ def image_shape(model, settings: DataSettings | None) -> tuple:
             f"{model.backbone.downsampling_factor}. Received: image_size={size}"
         )
     return (size, size, channels)
-
-
-def pixel_converter(info: datasets.DatasetInfo):
-    """`fn(images) -> numpy pixels` undoing the split's normalisation."""
-    return lambda images: np.asarray(info.denormalize(np.asarray(images)))
 
 
 def progress(iterable, total: int | None, description: str):

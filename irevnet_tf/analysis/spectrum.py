@@ -265,7 +265,7 @@ def run_spectrum(
         )
         names = [f"uniform noise #{i}" for i in range(num_images)]
         record["noise"] = {
-            "distribution": "uniform in [0, 1) in the model's input space",
+            "distribution": "uniform pixels in [0, 1)",
             "image_shape": list(shape),
             "seed": seed,
         }

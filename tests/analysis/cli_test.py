@@ -119,7 +119,8 @@ class RealProcessTest(TestCase):
 
     def test_reconstruction_of_a_training_run(self):
         output_dir = os.path.join(self.tmp, "reconstruction")
-        # The dataset and its normalisation come from config.json.
+        # The dataset comes from config.json; the model standardises the
+        # pixels itself.
         code, stdout, stderr = self.run_program(
             [
                 "reconstruction",
@@ -140,7 +141,7 @@ class RealProcessTest(TestCase):
             os.path.isfile(os.path.join(output_dir, "reconstruction.png"))
         )
         self.assertEqual(record["data"]["dataset"], "digits")
-        self.assertTrue(record["data"]["normalized"])
+        self.assertEqual(record["data"]["pixel_range"], [0.0, 1.0])
         self.assertEqual(record["data"]["examples"], 360)
         self.assertLess(record["data"]["errors"]["mean"], 1e-5)
         self.assertLess(record["noise"]["errors"]["mean"], 1e-5)
@@ -296,7 +297,6 @@ class InProcessTest(TestCase):
                 model,
                 "--dataset",
                 "digits",
-                "--nonormalize",
                 "--method",
                 "randomized",
                 "--top_k",
@@ -311,7 +311,7 @@ class InProcessTest(TestCase):
         self.assertEqual(code, 0, stderr)
         with open(os.path.join(output_dir, "spectrum.json")) as file:
             record = json.load(file)
-        self.assertFalse(record["data"]["normalized"])
+        self.assertEqual(record["data"]["pixel_range"], [0.0, 1.0])
         (image,) = record["images"]
         self.assertEqual(image["method"], "randomized")
         self.assertEqual(image["image"], "digits test #3 (class 3)")
