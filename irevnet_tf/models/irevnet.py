@@ -11,6 +11,9 @@ from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.irevnet_block import IRevNetBlock
+from irevnet_tf.layers.stream_precision import is_mixed
+from irevnet_tf.layers.stream_precision import round_to_grid
+from irevnet_tf.layers.stream_precision import stream_dtype_policy
 from irevnet_tf.models.irevnet_presets import PRESETS
 
 # Preset keys that describe the classification head, not the backbone.
@@ -28,6 +31,21 @@ class IRevNet(InvertibleLayer, keras.Model):
 
     Nothing is discarded: `backbone.inverse(backbone(x))` returns `x` up to
     float rounding. Inversion is exact only in inference mode (BatchNorm).
+
+    Precision: under a float32 (or float64) policy everything computes in
+    float32 (float64). Under a mixed policy (`"mixed_float16"`,
+    `"mixed_bfloat16"`) only the residual functions `F` of the blocks, where
+    nearly all the arithmetic is, compute in float16 or bfloat16; the stream
+    that the inverse reconstructs (the halves, the coupling's additions and
+    subtractions, the down-sampling, the padding, split and merge) stays in
+    float32, and so do the images and features. The stream is then fixed
+    point: the input is rounded to a multiple of 2**-20 (at most 4.8e-7 per
+    pixel) and so is every `F(x2)` before it is added, so that float32 adds
+    and subtracts exactly and the inverse recomputes every `F` from
+    bit-identical inputs. Inversion and memory-saving gradients stay as
+    exact as in float32 while the stream's values stay below 16 in
+    magnitude. `irevnet_tf.layers.stream_precision` gives the reasons and
+    measurements.
 
     Stage `s` has `stage_depths[s]` blocks of width `stage_filters[s]` (the
     channels of each half); its first block has stride `stage_strides[s]`.
@@ -142,16 +160,15 @@ class IRevNet(InvertibleLayer, keras.Model):
             keras.random.SeedGenerator(seed) if dropout_rate > 0 else None
         )
 
+        stream = stream_dtype_policy(self.dtype_policy)
         self.initial_downsampling = (
             InvertibleDownsampling(
-                initial_block_size,
-                dtype=self.dtype_policy,
-                name="initial_downsampling",
+                initial_block_size, dtype=stream, name="initial_downsampling"
             )
             if initial_block_size > 1
             else None
         )
-        self.split = ChannelSplit(dtype=self.dtype_policy, name="split")
+        self.split = ChannelSplit(dtype=stream, name="split")
         self.blocks = []
         in_channels = image_shape[-1] * initial_block_size**2
         for stage, (depth, filters, stride) in enumerate(
@@ -185,7 +202,7 @@ class IRevNet(InvertibleLayer, keras.Model):
                     ) from None
                 self.blocks.append(block)
                 in_channels = 2 * filters
-        self.merge = ChannelMerge(dtype=self.dtype_policy, name="merge")
+        self.merge = ChannelMerge(dtype=stream, name="merge")
         self.build((None,) + image_shape)
 
     @property
@@ -212,7 +229,7 @@ class IRevNet(InvertibleLayer, keras.Model):
 
     def build(self, input_shape):
         # Builds every layer by running the forward pass symbolically.
-        x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        x = keras.KerasTensor(input_shape, dtype=self.variable_dtype)
         for layer in self.invertible_layers:
             x = layer(x)
         self.built = True
@@ -220,7 +237,7 @@ class IRevNet(InvertibleLayer, keras.Model):
     def _forward(self, inputs, training=None):
         return chain.call_chain(
             self.invertible_layers,
-            inputs,
+            self._to_stream(inputs),
             training=training,
             memory_saving=self.memory_saving,
             seed_generator=self.seed_generator,
@@ -246,13 +263,19 @@ class IRevNet(InvertibleLayer, keras.Model):
         layer_kwargs = chain.step_call_kwargs(
             layers, self.seed_generator, training
         )
-        x = images
+        x = self._to_stream(images)
         outputs = []
         for layer, kwargs in zip(layers[:-1], layer_kwargs):
             x = layer(x, training=training, **kwargs)
             if isinstance(layer, IRevNetBlock):
                 outputs.append(self.merge(x, training=training))
         return outputs
+
+    def _to_stream(self, images):
+        """Images on the stream's fixed-point grid under a mixed policy."""
+        if is_mixed(self.dtype_policy):
+            return round_to_grid(images)
+        return images
 
     def compile(self, *args, jit_compile="auto", **kwargs):
         jit_compile = chain.resolve_jit_compile(jit_compile, self.memory_saving)
