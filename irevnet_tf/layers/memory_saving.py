@@ -219,21 +219,60 @@ def _apply(layers, layer_kwargs, x, training, recompute=False):
 
 
 def _after(tensors, gradients):
-    """`tensors`, made to depend on `gradients` through an exact zero.
+    """`tensors`, made to depend on `gradients`, for a reconstruction.
 
     In a graph, the reconstruction of a layer's inputs depends only on its
     outputs, so the executor would run every reconstruction as soon as the
-    forward pass ends, holding all activations at once. Adding a zero
-    computed from the incoming gradient schedules each reconstruction after
-    the layer above has been backpropagated, which keeps memory flat. Data
+    forward pass ends, holding all activations at once. Making the tensors
+    depend on the incoming gradient schedules each reconstruction after the
+    layer above has been backpropagated, which keeps memory flat. Data
     dependencies rather than control dependencies, because XLA ignores the
     latter (`tf.recompute_grad` does the same).
+
+    Without XLA, an exact zero computed from the gradient is added. XLA
+    folds that zero away, and then sees that a reconstruction repeats
+    computations of the forward pass (a block's `y1` is the very tensor
+    `x2`, so `F(x2)` is computed twice) and merges them, keeping the forward
+    pass's activations alive until the backward pass: memory grows with
+    depth again. Under XLA the tensors and the gradient go through one
+    optimisation barrier instead, as in `jax.checkpoint`: XLA may neither
+    look through it (no merging) nor move the reconstruction before the
+    gradient exists.
     """
+    if in_xla_context():
+        flat = tf.nest.flatten(tensors)
+        through = optimization_barrier(*flat, *tf.nest.flatten(gradients))
+        return tf.nest.pack_sequence_as(tensors, through[: len(flat)])
     first = tf.nest.flatten(gradients)[0]
     # One element is enough; a comparison graph optimisers cannot fold away.
     flag = tf.cast(tf.reshape(first, [-1])[:1], tf.bool)
     zero = tf.reduce_sum(tf.where(flag == flag, 0.0, 1.0))
     return tf.nest.map_structure(lambda t: t + tf.cast(zero, t.dtype), tensors)
+
+
+def optimization_barrier(*tensors):
+    """XLA's `OptimizationBarrier`: the identity, opaque to XLA's passes.
+
+    TensorFlow exposes the op only internally, as
+    `tensorflow.compiler.tf2xla.python.xla.optimization_barrier`; a test
+    (tests/layers/memory_saving_test.py) fails if an upgrade moves it.
+    """
+    from tensorflow.compiler.tf2xla.python import xla
+
+    return xla.optimization_barrier(*tensors)
+
+
+def in_xla_context():
+    """Whether the graph being built is compiled by XLA as a whole.
+
+    True inside `tf.function(jit_compile=True)`, which is what
+    `Model.compile(jit_compile=True)` uses. Internal TensorFlow API too,
+    tested with `optimization_barrier`.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
 def resolve_jit_compile(jit_compile, memory_saving):

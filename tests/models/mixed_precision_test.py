@@ -112,9 +112,13 @@ class MixedPrecisionTest(TestCase):
         rounded = stream_precision.round_to_grid(x)
         self.assertAllEqual(backbone.inverse(backbone(x)), rounded)
 
-    @parameterized.named_parameters(*POLICIES)
+    @parameterized.named_parameters(
+        (name + regime, policy, regime == "_xla")
+        for name, policy in POLICIES
+        for regime in ("", "_xla")
+    )
     def test_memory_saving_gradients_as_close_to_float64_as_autodiff(
-        self, policy
+        self, policy, jit_compile
     ):
         # The measure: distance to the float64 gradient of the same
         # weights, memory saving at most 1.5 times plain autodiff's. These
@@ -124,7 +128,7 @@ class MixedPrecisionTest(TestCase):
         self.set_policy(policy)
         images = np.random.rand(8, 16, 16, 3)
         labels = np.arange(8) % 10
-        compute = tf.function(loss_gradients)
+        compute = tf.function(loss_gradients, jit_compile=jit_compile)
         for seed in (0, 1):
             keras.utils.set_random_seed(seed)
             reference = IRevNetClassifier(
@@ -133,7 +137,9 @@ class MixedPrecisionTest(TestCase):
                 dtype="float64",
             )
             randomize_batch_norm(reference, seed)
-            expected = compute(reference, tf.constant(images), labels)
+            expected = tf.function(loss_gradients)(
+                reference, tf.constant(images), labels
+            )
             errors = {}
             for memory_saving in (False, True):
                 model = IRevNetClassifier(
