@@ -23,10 +23,8 @@ also in channels-last layout, PyTorch's faster CPU layout that the authors'
 code does not use. Every repetition times each implementation and direction
 in turn (in a rotating order), so that changes of the machine's load over
 the run affect all of them alike; the ratio columns are medians of the
-per-repetition ratios to PyTorch NCHW. NOTES.md quotes about 130 (forward)
-and 127 (inverse) images/s for the authors' code on this project's 2-core
-machine kind: a figure from another machine and day, which is why the
-comparison runs here.
+per-repetition ratios to PyTorch NCHW. Absolute images/s move with the
+machine and its load, which is why the comparison runs side by side.
 Run it on a quiet machine: PyTorch's OpenMP threads spin at barriers waiting
 for a descheduled peer, so other processes' load slows it far more than
 TensorFlow. With other processes busy on these 2 cores, the twin's CIFAR-10
@@ -124,7 +122,7 @@ def measure(
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     from irevnet_tf import IRevNetClassifier
-    from irevnet_tf.testing.test_case import relative_error
+    from irevnet_tf.reconstruction_error import relative_error
 
     # Other processes' load: PyTorch's OpenMP threads suffer from it far
     # more than TensorFlow's thread pool (they spin at barriers, waiting for

@@ -2,7 +2,7 @@
 
 The authors' code (jhjacobsen/pytorch-i-revnet, `models/iRevNet.py`) is not
 installable, so `bench.inference` times this module instead: written for this
-project from the description in NOTES.md, it computes the same function with
+project from the authors' code, it computes the same function with
 the same layers in the same layout (NCHW, PyTorch's `nn.Conv2d`,
 `nn.BatchNorm2d`, in-place ReLU), and its `state_dict` has the authors' keys:
 
@@ -223,49 +223,15 @@ class PyTorchIRevNet(nn.Module):
 
 
 def authors_constructor(backbone_config, num_classes):
-    """The authors' constructor arguments for one of our models.
+    """The authors' constructor arguments of one of our models.
 
-    Args:
-        backbone_config: `IRevNet.get_config()` (every constructor argument).
-        num_classes: the classifier's number of classes.
-
-    Returns:
-        A dict for `PyTorchIRevNet(**d)` and `irevnet_tf.convert`.
-
-    Raises:
-        ValueError: if the authors' code cannot express the model (other
-            kernel sizes, initial block size or BatchNorm epsilon, or an
-            image size left open).
+    `irevnet_tf.convert.authors_constructor`, for `PyTorchIRevNet(**d)`;
+    imported on call, so that a process running only the PyTorch twin does
+    not load TensorFlow.
     """
-    c = backbone_config
-    init_ds = {1: 0, 2: 2, 4: 4}.get(c["initial_block_size"])
-    problems = []
-    if list(c["kernel_sizes"]) != [3, 3, 3]:
-        problems.append(f"kernel_sizes={list(c['kernel_sizes'])}")
-    if init_ds is None:
-        problems.append(f"initial_block_size={c['initial_block_size']}")
-    if c["batch_norm_epsilon"] != 1e-5:
-        problems.append(f"batch_norm_epsilon={c['batch_norm_epsilon']}")
-    if None in c["image_shape"]:
-        problems.append(f"image_shape={list(c['image_shape'])}")
-    if problems:
-        raise ValueError(
-            "The authors' iRevNet has 3x3 bottlenecks, an initial block size "
-            "of 1, 2 or 4, BatchNorm epsilon 1e-5 and a fixed image size. "
-            f"Received: {', '.join(problems)}"
-        )
-    height, width, channels = c["image_shape"]
-    return {
-        "nBlocks": list(c["stage_depths"]),
-        "nStrides": list(c["stage_strides"]),
-        "nChannels": list(c["stage_filters"]),
-        "nClasses": num_classes,
-        "init_ds": init_ds,
-        "dropout_rate": c["dropout_rate"],
-        "affineBN": c["affine"],
-        "in_shape": [channels, height, width],
-        "mult": c["bottleneck_divisor"],
-    }
+    from irevnet_tf import convert
+
+    return convert.authors_constructor(backbone_config, num_classes)
 
 
 def randomize_batch_norms(model, generator):

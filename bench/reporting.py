@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 
 def write_json(report: dict, path: str) -> None:
@@ -15,7 +14,11 @@ def write_json(report: dict, path: str) -> None:
 
 
 def fail(program: str, message: str) -> None:
-    """Bad input: one line on stderr, exit status 2."""
-    message = " ".join(message.split())
-    print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    """Bad input: one line on stderr, exit status 2 (`irevnet_tf.cli.fail`).
+
+    Imported here, not at the top: some benchmarks configure TensorFlow
+    through the environment before it is first imported.
+    """
+    from irevnet_tf import cli
+
+    cli.fail(program, message)

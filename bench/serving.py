@@ -16,11 +16,11 @@ measures, for each runtime,
 with `--warmup_calls` untimed calls first. Runtimes: "function" runs the
 signatures from `tf.saved_model.load` (TensorFlow 2); "session" runs them
 with `Session.run` on the loaded MetaGraph, as `tensorflow_model_server`
-does (without its network and serialisation). For comparison, the authors'
-PyTorch code does about 130 (forward) and 127 (inverse) images/s for the
-CIFAR-10 model at batch 64 on this project's 2-core machines. TensorFlow's
-oneDNN kernels are off by default on these (AMD) CPUs; compare with
-`TF_ENABLE_ONEDNN_OPTS=1 python -m bench.serving ...`.
+does (without its network and serialisation). `python -m bench.inference
+--pytorch` compares the same model with the authors' PyTorch code side by
+side. TensorFlow turns its oneDNN kernels on by default only on CPUs with
+AVX-512 VNNI/BF16 or AMX; compare both with
+`TF_ENABLE_ONEDNN_OPTS=1 python -m bench.serving ...` and `=0`.
 """
 
 import os
@@ -36,8 +36,6 @@ from absl import logging
 from bench import reporting
 
 _RUNTIMES = ("function", "session")
-# The authors' PyTorch code, CIFAR-10 model, batch 64 (shared/NOTES.md).
-_PYTORCH_IMAGES_PER_SECOND = {"forward": 130, "inverse": 127}
 
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir",
@@ -167,7 +165,8 @@ def measure(
 
     from export import export_lib
     from irevnet_tf import IRevNetClassifier
-    from irevnet_tf.testing.test_case import relative_error
+    from irevnet_tf.reconstruction_error import relative_error
+    from irevnet_tf.serving import signatures
 
     report = {"benchmark": "serving", "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as temporary:
@@ -180,8 +179,8 @@ def measure(
             export_dir = temporary
         else:
             report["export_dir"] = os.path.abspath(export_dir)
-        forward_dir = latest_export(export_dir, export_lib.FORWARD_NAME)
-        inverse_dir = latest_export(export_dir, export_lib.INVERSE_NAME)
+        forward_dir = latest_export(export_dir, signatures.FORWARD_NAME)
+        inverse_dir = latest_export(export_dir, signatures.INVERSE_NAME)
         report["forward_dir"] = forward_dir
         report["inverse_dir"] = inverse_dir
 
@@ -241,7 +240,6 @@ def measure(
             "batches_per_repetition": batches_per_repetition,
             "latency_calls": latency_calls,
             "warmup_calls": warmup_calls,
-            "pytorch_images_per_second": _PYTORCH_IMAGES_PER_SECOND,
             "results": results,
             "environment": {
                 "tensorflow": tf.__version__,
@@ -286,13 +284,8 @@ def markdown_table(report: dict) -> str:
             f"| {row['inverse_latency_ms']:.1f} "
             f"| {row['reconstruction_relative_error']:.1e} |"
         )
-    pytorch = report["pytorch_images_per_second"]
     onednn = report["environment"]["TF_ENABLE_ONEDNN_OPTS"]
     lines[0] += f" TF_ENABLE_ONEDNN_OPTS={onednn or 'unset'}."
-    lines.append(
-        f"| authors' PyTorch (CIFAR-10, batch 64) | {pytorch['forward']} "
-        f"| {pytorch['inverse']} | | | |"
-    )
     return "\n".join(lines)
 
 

@@ -3,25 +3,33 @@ r"""Exports a trained i-RevNet classifier for TensorFlow Serving.
     python -m export.export --model MODEL_DIR_OR_FILE.keras \
         --output_dir /srv/irevnet [--version N]
 
-writes the forward and inverse SavedModels and the model server's
-`models.config` (see `export_lib`). Serve them with
+(`irevnet-export` after `pip install .`) writes the forward and inverse
+SavedModels and the model server's `models.config` (see `export_lib`).
+Serve them with
 
     tensorflow_model_server --model_config_file=/srv/irevnet/models.config
+
+Exporting the model that the highest version holds already writes nothing;
+after a kill, the same command completes the version it was writing.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 from absl import logging
 
 from export import export_lib
+from irevnet_tf import cli
+from irevnet_tf import files
+from irevnet_tf.models import loading
+from irevnet_tf.run_directory import MODEL_FILENAME
+from irevnet_tf.serving import signatures
+
+PROGRAM = "export"
 
 _MODEL = flags.DEFINE_string(
     "model",
     None,
     "A .keras file holding an IRevNetClassifier, or a training --model_dir "
-    f"(its {export_lib.MODEL_FILENAME} is exported).",
+    f"(its {MODEL_FILENAME} is exported).",
 )
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir",
@@ -31,17 +39,18 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _VERSION = flags.DEFINE_integer(
     "version",
     None,
-    "Version to export both models as. Default: one more than the highest "
-    "version already in --output_dir, 1 if none.",
+    "Version to export both models as. Default: the highest version in "
+    "--output_dir if it holds (half of) this model's pair, else one more "
+    "(1 if none).",
 )
 _FORWARD_NAME = flags.DEFINE_string(
     "forward_name",
-    export_lib.FORWARD_NAME,
+    signatures.FORWARD_NAME,
     "Model name (and directory) of the forward model.",
 )
 _INVERSE_NAME = flags.DEFINE_string(
     "inverse_name",
-    export_lib.INVERSE_NAME,
+    signatures.INVERSE_NAME,
     "Model name (and directory) of the inverse model.",
 )
 _SERVING_ROOT = flags.DEFINE_string(
@@ -53,17 +62,18 @@ _SERVING_ROOT = flags.DEFINE_string(
 )
 
 
-def main(argv):
+def main() -> None:
     if not flags.FLAGS["verbosity"].present:
         # TensorFlow's INFO lines on tracing and saving are noise here.
         logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        _fail(f"Unexpected arguments: {' '.join(argv[1:])}")
     for flag in (_MODEL, _OUTPUT_DIR):
         if not flag.value:
-            _fail(f"--{flag.name} is required.")
+            raise cli.UsageError(f"--{flag.name} is required.")
     try:
-        model = export_lib.load_classifier(_MODEL.value)
+        # Before the (slow) model: a path that cannot be written to ends
+        # the program before any work.
+        files.check_writable_directory(_OUTPUT_DIR.value, "--output_dir")
+        model = loading.load_classifier(_MODEL.value)
         result = export_lib.export_for_serving(
             model,
             _OUTPUT_DIR.value,
@@ -73,18 +83,21 @@ def main(argv):
             serving_root=_SERVING_ROOT.value,
         )
     except ValueError as error:
-        _fail(str(error))
+        raise cli.UsageError(str(error)) from None
+    if not result.written:
+        print(
+            f"Version {result.version} holds this model already; nothing to "
+            "export."
+        )
     print(f"Forward SavedModel: {result.forward_dir}")
     print(f"Inverse SavedModel: {result.inverse_dir}")
     print(f"Model server config: {result.models_config}")
 
 
-def _fail(message: str) -> None:
-    # One line, no traceback, exit status 2 (the project's CLI convention).
-    message = " ".join(message.split())
-    print(f"export: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def run() -> None:
+    """The `irevnet-export` console script."""
+    cli.run(main, PROGRAM)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

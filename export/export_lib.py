@@ -10,29 +10,33 @@ in the server's versioned layout:
     OUTPUT_DIR/irevnet_inverse/VERSION/   features -> images
     OUTPUT_DIR/models.config              serves both from one model server
 
-Both take and return float32 tensors under the `serving_default` signature.
-Inputs are checked at serving time, inside the graph: TF Serving feeds
-tensors of any shape to a signature, so a check on the signature's static
-shape alone would never run there.
+Both take and return float32 tensors under the `serving_default` signature
+and check their inputs at serving time (see `serving_functions`).
+
+Versions: see `export.versions`. Exporting the model that the highest
+version already holds writes nothing; a version that a killed export left
+half written is completed.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
-import shutil
-import tempfile
 
 import keras
-import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.serving_client import FORWARD_NAME
-from export.serving_client import INVERSE_NAME
-from export.serving_client import SIGNATURE_NAME
+from export import versions
+from export.serving_functions import feature_spec
+from export.serving_functions import forward_function
+from export.serving_functions import image_spec
+from export.serving_functions import inverse_function
 from irevnet_tf import IRevNetClassifier
-from irevnet_tf.models.loading import MODEL_FILENAME  # noqa: F401
-from irevnet_tf.models.loading import load_classifier  # noqa: F401
+from irevnet_tf import files
+from irevnet_tf.serving import signatures
+from irevnet_tf.serving.signatures import FORWARD_NAME
+from irevnet_tf.serving.signatures import INVERSE_NAME
 
 # The model server's configuration of both models, beside them.
 MODELS_CONFIG_FILENAME = "models.config"
@@ -42,90 +46,22 @@ _MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
 @dataclasses.dataclass(frozen=True)
 class ServingExport:
-    """What `export_for_serving` wrote.
+    """Where `export_for_serving` put the model.
 
     Attributes:
         forward_dir: the forward SavedModel, `OUTPUT_DIR/forward_name/VERSION`.
         inverse_dir: the inverse SavedModel, `OUTPUT_DIR/inverse_name/VERSION`.
         models_config: path of the model server's `models.config`.
-        version: the version both SavedModels were written as.
+        version: the version both SavedModels have.
+        written: the model names written now: both, one (completing a pair
+            that a killed export left), or none (the pair was there).
     """
 
     forward_dir: str
     inverse_dir: str
     models_config: str
     version: int
-
-
-def image_spec(model: IRevNetClassifier) -> tf.TensorSpec:
-    """The forward signature's input: float32 `[batch, H, W, C]`.
-
-    Height and width are those of `backbone.image_shape`, None if unknown.
-    """
-    return tf.TensorSpec(
-        (None,) + tuple(model.backbone.image_shape), tf.float32, name="images"
-    )
-
-
-def feature_spec(model: IRevNetClassifier) -> tf.TensorSpec:
-    """The inverse signature's input: float32 `[batch, h, w, channels]`."""
-    return tf.TensorSpec(
-        (None,) + tuple(model.backbone.feature_shape),
-        tf.float32,
-        name="features",
-    )
-
-
-def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
-    """The forward serving function: images to logits, probabilities, features.
-
-    Returns:
-        A function of a float32 images tensor returning a dict of float32
-        tensors `logits` `[batch, num_classes]`, `probabilities` (softmax of
-        the logits) and `features` `[batch, h, w, channels]`.
-    """
-    spec = image_spec(model)
-    factor = model.backbone.downsampling_factor
-
-    def forward(images):
-        images = _checked_shape(images, spec, factor, model_name)
-        features = model.features(
-            tf.cast(images, model.compute_dtype), training=False
-        )
-        logits = tf.cast(
-            model.logits_from_features(features, training=False), tf.float32
-        )
-        return {
-            "logits": logits,
-            "probabilities": tf.nn.softmax(logits),
-            "features": tf.cast(features, tf.float32),
-        }
-
-    return forward
-
-
-def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
-    """The inverse serving function: features back to images.
-
-    Returns:
-        A function of a float32 features tensor returning `{"images": ...}`.
-        Features with NaN or Inf values are an error, not garbage images.
-    """
-    spec = feature_spec(model)
-
-    def inverse(features):
-        features = _checked_shape(features, spec, 1, model_name)
-        features = tf.debugging.check_numerics(
-            features,
-            f"{model_name}: `features` must be finite (the forward model's "
-            "`features` output), but hold NaN or Inf",
-        )
-        images = model.inverse(
-            tf.cast(features, model.compute_dtype), training=False
-        )
-        return {"images": tf.cast(images, tf.float32)}
-
-    return inverse
+    written: tuple[str, ...] = ()
 
 
 def export_forward(
@@ -135,7 +71,7 @@ def export_forward(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         forward_function(model, model_name),
         input_signature=[image_spec(model)],
     )
@@ -152,7 +88,7 @@ def export_inverse(
     archive = keras.export.ExportArchive()
     archive.track(model.backbone)
     archive.add_endpoint(
-        SIGNATURE_NAME,
+        signatures.SIGNATURE_NAME,
         inverse_function(model, model_name),
         input_signature=[feature_spec(model)],
     )
@@ -183,22 +119,10 @@ def models_config(
 
 def write_models_config(path: str, base_paths: dict[str, str]) -> None:
     """Writes `models_config(base_paths)` as a text proto to `path`."""
-    text = text_format.MessageToString(models_config(base_paths))
     # Replaced in one step: a server that polls the file never reads half.
-    staging = f"{path}.tmp"
-    with open(staging, "w") as file:
-        file.write(text)
-    os.replace(staging, path)
-
-
-def next_version(output_dir: str, model_names: list[str]) -> int:
-    """One more than the highest version of any of the models, else 1."""
-    versions = [0]
-    for name in model_names:
-        base_path = os.path.join(output_dir, name)
-        if os.path.isdir(base_path):
-            versions += [int(v) for v in os.listdir(base_path) if v.isdigit()]
-    return max(versions) + 1
+    files.write_text(
+        path, text_format.MessageToString(models_config(base_paths))
+    )
 
 
 def export_for_serving(
@@ -214,9 +138,10 @@ def export_for_serving(
     Args:
         model: the classifier to export.
         output_dir: where the model directories and `models.config` go.
-        version: the version to write both models as; by default one more
-            than the highest version already in `output_dir` (1 if none).
-            TF Serving loads a new version when it appears.
+        version: the version to write both models as. By default the
+            highest version in `output_dir` if it holds (half of) this
+            model's pair, else one more (1 if none). TF Serving loads a new
+            version when it appears.
         forward_name, inverse_name: the model names (and directory names).
         serving_root: the absolute path at which the model server sees
             `output_dir`, for the base paths in `models.config` (e.g.
@@ -224,10 +149,12 @@ def export_for_serving(
             path.
 
     Returns:
-        A `ServingExport` with the paths written.
+        A `ServingExport` with the paths of the version.
 
     Raises:
-        ValueError: for invalid names or versions, or a version that exists.
+        ValueError: for invalid names or versions, a version that holds
+            another model, an output directory that is a file or cannot be
+            written to, or another export writing to it; nothing is written.
     """
     names = [forward_name, inverse_name]
     for name in names:
@@ -241,9 +168,7 @@ def export_for_serving(
             "The forward and inverse models need different names. Received: "
             f"forward_name={forward_name!r}, inverse_name={inverse_name!r}"
         )
-    if version is None:
-        version = next_version(output_dir, names)
-    elif (
+    if version is not None and (
         isinstance(version, bool) or not isinstance(version, int) or version < 1
     ):
         raise ValueError(
@@ -255,88 +180,70 @@ def export_for_serving(
             "`serving_root` must be an absolute path. Received: "
             f"serving_root={serving_root!r}"
         )
-    export_dirs = {
-        name: os.path.join(output_dir, name, str(version)) for name in names
-    }
-    for export_dir in export_dirs.values():
-        if os.path.exists(export_dir):
-            raise ValueError(
-                "Version already exists; a serving model version is never "
-                "overwritten. Pass another version or leave it out for the "
-                f"next one. Received: version={version}, existing {export_dir}"
+    files.check_writable_directory(output_dir, "output_dir")
+    for name in names:
+        if os.path.exists(os.path.join(output_dir, name)):
+            files.check_writable_directory(
+                os.path.join(output_dir, name), "output_dir"
             )
-    for (name, export_dir), export in zip(
-        export_dirs.items(), (export_forward, export_inverse)
-    ):
-        # Written next to the final directory and renamed into place: the
-        # model server only loads numeric directories, so it never sees a
-        # half-written version.
-        os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-        staging = tempfile.mkdtemp(
-            prefix=f".tmp-{version}-", dir=os.path.dirname(export_dir)
+    fingerprint = versions.model_fingerprint(model)
+    with versions.exclusive(output_dir):
+        # What killed exports left; the lock keeps a running one's.
+        for directory in [output_dir] + [
+            os.path.join(output_dir, name) for name in names
+        ]:
+            files.remove_stale_staging(directory)
+        plan = versions.plan(output_dir, names, fingerprint, version)
+        export_dirs = {
+            name: os.path.join(output_dir, name, str(plan.version))
+            for name in names
+        }
+        _write_pair(
+            model,
+            {name: export_dirs[name] for name in plan.missing},
+            {forward_name: export_forward, inverse_name: export_inverse},
+            fingerprint,
         )
-        try:
-            export(model, staging, name)
-            os.rename(staging, export_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    root = serving_root or os.path.abspath(output_dir)
-    config_path = os.path.join(output_dir, MODELS_CONFIG_FILENAME)
-    write_models_config(
-        config_path, {name: os.path.join(root, name) for name in names}
-    )
+        root = serving_root or os.path.abspath(output_dir)
+        config_path = os.path.join(output_dir, MODELS_CONFIG_FILENAME)
+        base_paths = {name: os.path.join(root, name) for name in names}
+        if _read(config_path) != text_format.MessageToString(
+            models_config(base_paths)
+        ):
+            write_models_config(config_path, base_paths)
     return ServingExport(
         forward_dir=export_dirs[forward_name],
         inverse_dir=export_dirs[inverse_name],
         models_config=config_path,
-        version=version,
+        version=plan.version,
+        written=plan.missing,
     )
 
 
-def _checked_shape(tensor, spec: tf.TensorSpec, factor: int, model_name: str):
-    """`tensor`, after a serving-time check that it has `spec`'s shape.
+def _write_pair(model, export_dirs, exporters, fingerprint) -> None:
+    """Writes the SavedModels of `export_dirs` (name -> version directory).
 
-    Unknown height and width must be positive multiples of `factor`.
+    All are staged first and renamed into place at the end, one right after
+    the other: the model server only loads numeric directories, so it never
+    sees a half-written SavedModel, and a failure or a kill while writing
+    publishes none of them.
     """
-    expected = spec.shape.as_list()
-    rank = len(expected)
-    # Dimensions beyond the tensor's rank read as -1, so one comparison
-    # catches a wrong rank too. (`tf.rank` would not: TensorFlow folds it to
-    # the signature's static rank.)
-    shape = tf.shape(tensor)
-    padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)
-    conditions = [tf.equal(padded[rank], -1), padded[0] >= 0]
-    for axis in range(1, rank):
-        if expected[axis] is not None:
-            conditions.append(tf.equal(padded[axis], expected[axis]))
-        else:
-            conditions.append(padded[axis] > 0)
-            conditions.append(tf.equal(padded[axis] % factor, 0))
-    check = tf.debugging.Assert(
-        tf.reduce_all(tf.stack(conditions)),
-        [
-            f"{model_name}: `{spec.name}` must be a float32 tensor of shape "
-            f"{_shape_text(expected, factor)}. Received shape:",
-            shape,
-        ],
-        summarize=rank + 2,
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(tensor)
+    with contextlib.ExitStack() as staging:
+        staged = {}
+        # The stack renames in reverse: the forward (entered last) first.
+        for name in reversed(list(export_dirs)):
+            os.makedirs(os.path.dirname(export_dirs[name]), exist_ok=True)
+            staged[name] = staging.enter_context(
+                files.atomic_path(export_dirs[name], directory=True)
+            )
+        for name in export_dirs:
+            exporters[name](model, staged[name], name)
+            versions.write_record(staged[name], fingerprint)
 
 
-def _shape_text(expected: list, factor: int) -> str:
-    """`[batch, 16, 16, 3]`, or `[batch, height, width, 3]` with a rule."""
-    names = ["batch", "height", "width"]
-    dims = [
-        names[axis] if size is None else str(size)
-        for axis, size in enumerate(expected)
-    ]
-    text = f"[{', '.join(dims)}]"
-    if None in expected[1:3]:
-        text += (
-            f" with height and width positive multiples of {factor}"
-            if factor > 1
-            else " with positive height and width"
-        )
-    return text
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None

@@ -6,6 +6,7 @@ compare logits, features and reconstructions with them.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -19,8 +20,12 @@ import torch
 from absl.testing import parameterized
 
 from irevnet_tf import PRESETS
+from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf import convert
+from irevnet_tf.testing import processes
+from irevnet_tf.testing.read_only import read_only_directory
+from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
 
@@ -60,23 +65,45 @@ def nhwc(nchw):
     return np.transpose(nchw, (0, 2, 3, 1))
 
 
-def subprocess_env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
-    )
-    return env
+# Pauses the converter when it starts writing the .keras file (Keras writes
+# the zip's entries with `ZipFile.open(name, "w")`).
+WHILE_WRITING = """
+import zipfile
+
+_open = zipfile.ZipFile.open
 
 
-def run_python(args, cwd):
+def _pausing_open(self, name, mode="r", *args, **kwargs):
+    if mode == "w":
+        pause()
+    return _open(self, name, mode, *args, **kwargs)
+
+
+zipfile.ZipFile.open = _pausing_open
+"""
+
+
+def run_python(args, cwd, onednn=None):
+    # As a user runs it: no TF_CPP_MIN_LOG_LEVEL.
     return subprocess.run(
         [sys.executable] + args,
         cwd=cwd,
-        env=subprocess_env(),
+        env=processes.user_environment(REPO_ROOT, onednn),
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def sha256(path):
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def load_model(path):
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
 
 
 class ConvertTest(TestCase):
@@ -314,6 +341,25 @@ class ConvertTest(TestCase):
             self.assertEqual(config["head_batch_norm_momentum"], 0.1)
         self.assertEqual(imagenet["initial_block_size"], 2)  # init_ds=2
 
+    @parameterized.named_parameters(
+        ("cifar10_preset", lambda: IRevNet.from_preset("cifar10")),
+        (
+            "initial_downsampling",
+            lambda: small_classifier(initial_block_size=2).backbone,
+        ),
+    )
+    def test_authors_constructor_round_trip(self, make_backbone):
+        # Ours -> the authors' -> ours gives back every backbone argument
+        # the authors' constructor has.
+        backbone_config = make_backbone().get_config()
+        constructor = convert.authors_constructor(backbone_config, 7)
+        config = convert.config_from_authors(constructor)
+        self.assertEqual(config.pop("num_classes"), 7)
+        self.assertEqual(config.pop("head_batch_norm_momentum"), 0.1)
+        self.assertEqual(
+            config, {k: backbone_config[k] for k in config}, constructor
+        )
+
     def test_default_channels_as_in_authors_code(self):
         # nChannels=None: in_ch = C * 2**init_ds, widths in_ch/2 * 4**stage.
         config = convert.config_from_authors(
@@ -433,15 +479,28 @@ class ConvertCommandLineTest(TestCase):
         self.assertIn("torch imported: False", result.stdout)
 
     @parameterized.named_parameters(
-        (
-            "mismatched_config",
-            ["--config", reference_path("imagenet_small_bijective.json")],
-            "Unknown key 'stack.5.",
-        ),
-        ("missing_flag", [], "--output"),
-        ("not_keras", ["--output", "model.h5"], "must name a .keras file"),
+        (f"{case}_onednn_{onednn}", flags, message, onednn)
+        for case, flags, message in (
+            (
+                "mismatched_config",
+                ["--config", reference_path("imagenet_small_bijective.json")],
+                "Unknown key 'stack.5.",
+            ),
+            ("missing_flag", [], "--output"),
+            ("not_keras", ["--output", "model.h5"], "must name a .keras file"),
+            ("directory", ["--output", "dir.keras"], "must name a .keras file"),
+            ("unknown_flag", ["--no_such_flag", "1"], "no_such_flag"),
+            (
+                "read_only",
+                ["--output", "locked/model.keras"],
+                "Cannot write to",
+            ),
+        )
+        for onednn in ("1", "0")
     )
-    def test_bad_input_gives_one_line_and_status_2(self, flags, message):
+    def test_bad_input_gives_one_line_and_status_2(
+        self, flags, message, onednn
+    ):
         args = {
             "--checkpoint": reference_path("cifar_small.npz"),
             "--config": reference_path("cifar_small.json"),
@@ -451,7 +510,12 @@ class ConvertCommandLineTest(TestCase):
             args.update(dict(zip(flags[::2], flags[1::2])))
         argv = [f"{k}={v}" for k, v in args.items()]
         workdir = self.get_temp_dir()
-        result = run_python(["-m", "irevnet_tf.convert"] + argv, cwd=workdir)
+        os.makedirs(os.path.join(workdir, "dir.keras"))
+        locked = os.path.join(workdir, "locked")
+        with read_only_directory(locked):
+            result = run_python(
+                ["-m", "irevnet_tf.convert"] + argv, cwd=workdir, onednn=onednn
+            )
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertNotIn("Traceback", result.stderr)
         ours = [
@@ -461,6 +525,54 @@ class ConvertCommandLineTest(TestCase):
         ]
         self.assertLen(ours, 1, result.stderr)
         self.assertIn(message, ours[0])
-        # TensorFlow's own start-up lines may precede it; ours is the last.
-        self.assertEqual(result.stderr.splitlines()[-1], ours[0])
+        # Nothing else: no TensorFlow start-up lines, on any CPU.
+        self.assertEqual(result.stderr.splitlines(), ours)
         self.assertFalse(os.path.exists(os.path.join(workdir, "model.keras")))
+        self.assertEqual(os.listdir(os.path.join(workdir, "dir.keras")), [])
+        self.assertEqual(os.listdir(locked), [])
+
+    def test_kill_while_overwriting_keeps_the_old_file(self):
+        workdir = self.get_temp_dir()
+        output = os.path.join(workdir, "model.keras")
+
+        def argv(name):
+            return [
+                "--checkpoint",
+                reference_path(f"{name}.npz"),
+                "--config",
+                reference_path(f"{name}.json"),
+                "--output",
+                output,
+            ]
+
+        first = run_python(
+            ["-m", "irevnet_tf.convert"] + argv("cifar_small"), cwd=workdir
+        )
+        self.assertEqual(first.returncode, 0, first.stderr)
+        good = sha256(output)
+        # Killed while it writes another model over the good one.
+        processes.kill_when_paused(
+            "irevnet_tf.convert",
+            argv("imagenet_small_bijective"),
+            WHILE_WRITING,
+            cwd=workdir,
+            env=processes.user_environment(REPO_ROOT),
+        )
+        self.assertEqual(sha256(output), good)
+        self.assert_logits_match_golden(load_model(output), "cifar_small")
+
+        # The next conversion replaces it and removes what the kill left.
+        again = run_python(
+            ["-m", "irevnet_tf.convert"] + argv("imagenet_small_bijective"),
+            cwd=workdir,
+        )
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assert_logits_match_golden(
+            load_model(output), "imagenet_small_bijective"
+        )
+        self.assertEqual(os.listdir(workdir), ["model.keras"])
+
+    def assert_logits_match_golden(self, model, name):
+        expected = golden(name)
+        logits = model(nhwc(expected["x"]), training=False)
+        self.assertLessEqual(relative_error(logits, expected["logits"]), RTOL)

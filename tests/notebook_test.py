@@ -7,8 +7,8 @@ import nbclient
 import nbformat
 import pytest
 
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
 
 REPO = os.path.dirname(os.path.dirname(__file__))
 NOTEBOOK = os.path.join(REPO, "notebooks", "quickstart.ipynb")

@@ -15,7 +15,9 @@ that draws its figure, and a `run_*` function that writes both
 - `spectrum`: singular values of the Jacobian of `Phi` at an image, exact
   or by a matrix-free randomised method (Figure 4).
 
-Everything runs in inference mode (`training=False`). The command line:
+Everything runs in inference mode (`training=False`). On the command line,
+each is a subcommand named after its module, with the flags the module
+declares (its `FLAGS`) besides those of every analysis (`__main__`):
 
     python -m irevnet_tf.analysis SUBCOMMAND --model PATH \
         --dataset NAME --output_dir DIR
@@ -36,13 +38,13 @@ Reference:
 from irevnet_tf.analysis.data import DataSettings
 from irevnet_tf.analysis.interpolation import interpolation_path
 from irevnet_tf.analysis.interpolation import run_interpolation
+from irevnet_tf.analysis.jacobian import JacobianOperator
 from irevnet_tf.analysis.pca import pca_accuracy
 from irevnet_tf.analysis.pca import run_pca
 from irevnet_tf.analysis.reconstruction import reconstruction_errors
 from irevnet_tf.analysis.reconstruction import run_reconstruction
 from irevnet_tf.analysis.separability import accuracy_by_depth
 from irevnet_tf.analysis.separability import run_separability
-from irevnet_tf.analysis.spectrum import JacobianOperator
 from irevnet_tf.analysis.spectrum import jacobian_spectrum
 from irevnet_tf.analysis.spectrum import run_spectrum
 

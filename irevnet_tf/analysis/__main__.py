@@ -1,29 +1,32 @@
-r"""The i-RevNet paper's analyses of a trained classifier, as a program.
+r"""The i-RevNet paper's analyses of a trained classifier.
 
-    python -m irevnet_tf.analysis reconstruction --model runs/digits \
-        --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis interpolate --model runs/digits \
-        --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis separability --model runs/digits \
-        --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis pca --model runs/digits \
-        --dataset digits --output_dir figures
-    python -m irevnet_tf.analysis spectrum --model runs/digits \
-        --dataset digits --output_dir figures
+    python -m irevnet_tf.analysis SUBCOMMAND --model=PATH --output_dir=DIR \
+        [--dataset=NAME] [flags]
 
-Each writes OUTPUT_DIR/SUBCOMMAND.json (its numbers) and .png (its figure).
-`--model` is a .keras file holding an IRevNetClassifier or a training
---model_dir; the images are prepared as the training run recorded in its
-config.json (else: resized, not normalised), which flags override. Bad
-input prints one line on stderr and exits with status 2.
+For example:
+
+    python -m irevnet_tf.analysis separability --model=runs/digits \
+        --output_dir=figures
+
+Each subcommand writes OUTPUT_DIR/SUBCOMMAND.json (its numbers) and
+OUTPUT_DIR/SUBCOMMAND.png (its figure); `SUBCOMMAND --help` lists its
+flags. `--model` is a .keras file holding an IRevNetClassifier or a
+training --model_dir; the images are prepared as the training run recorded
+in its config.json (else: resized, not normalised), which flags override.
+Bad input prints one line on stderr and exits with status 2, before
+anything is computed or written.
 """
 
-import argparse
+import functools
 import os
 import sys
 
+from absl import flags
 from absl import logging
 
+from irevnet_tf import cli
+from irevnet_tf import files
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import interpolation
 from irevnet_tf.analysis import pca
@@ -34,468 +37,248 @@ from irevnet_tf.models.loading import load_classifier
 
 PROGRAM = "python -m irevnet_tf.analysis"
 
+# The subcommands: each is the module of `irevnet_tf.analysis` of the same
+# name, which declares its summary (its docstring's first line), its own
+# flags (`FLAGS`) and `main(inputs)`, which runs it from them and returns a
+# one-line summary of the result.
+ANALYSES = {
+    module.__name__.rpartition(".")[2]: module
+    for module in (reconstruction, interpolation, separability, pca, spectrum)
+}
+# Former subcommand names, which still work with a warning.
+DEPRECATED_NAMES = {"interpolate": "interpolation"}
+_HELP_ARGUMENTS = ("-h", "--help", "-help", "--helpshort", "-helpshort", "-?")
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's convention for bad input."""
-
-    def error(self, message):
-        _fail(f"{message} (see {self.prog} --help)")
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer: {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer: {text}"
-        )
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer: {text!r}"
-        ) from None
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number: {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number: {text}")
-    return value
-
-
-def _int_list(text: str) -> list:
-    try:
-        return [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers: {text!r}"
-        ) from None
-
-
-def _pairs(text: str) -> list:
-    try:
-        pairs = []
-        for item in text.split(","):
-            first, second = item.split(":")
-            pairs.append((int(first), int(second)))
-        return pairs
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected pairs of image indices such as 0:5,3:9: {text!r}"
-        ) from None
-
-
-def _switch(parser, name: str, help_text: str) -> None:
-    """absl-style `--name` / `--noname`, None when neither is given."""
-    parser.add_argument(
-        f"--{name}", dest=name, action="store_const", const=True, help=help_text
-    )
-    parser.add_argument(
-        f"--no{name}", dest=name, action="store_const", const=False
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The program's arguments: a subcommand and its flags."""
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--model",
-        required=True,
-        help="A .keras file holding an IRevNetClassifier, or a training "
-        "--model_dir (its model.keras).",
-    )
-    common.add_argument(
-        "--output_dir",
-        required=True,
-        help="Where SUBCOMMAND.json and SUBCOMMAND.png are written.",
-    )
-    common.add_argument(
-        "--dataset",
-        help="digits, cifar10, cifar100, imagenet2012 or folder:PATH. "
-        "Default: the training run's (config.json beside the model); "
-        "reconstruction and spectrum use uniform noise without one.",
-    )
-    common.add_argument(
-        "--split",
-        help="The split analysed (the test split of the probes). Default: "
-        "the dataset's evaluation split (test; validation for ImageNet).",
-    )
-    common.add_argument(
-        "--image_size",
-        type=_positive_int,
-        help="Image side, for models that take any size. Default: the model's.",
-    )
-    common.add_argument(
-        "--preprocessing",
-        help="Evaluation transform: resize, cifar or imagenet. Default: the "
-        "training run's recipe, else resize.",
-    )
-    _switch(
-        common,
-        "normalize",
-        "Normalise images per channel, (x - mean) / std. Default: as the "
-        "training run did, else not.",
-    )
-    common.add_argument("--data_dir", help="TensorFlow Datasets directory.")
-    common.add_argument(
-        "--manual_dir", help="imagenet2012's manual download directory."
-    )
-    common.add_argument(
-        "--batch_size",
-        type=_positive_int,
-        default=64,
-        help="Images (or Jacobian products) per forward pass. Default: "
-        "%(default)s.",
-    )
-    common.add_argument(
-        "--seed",
-        type=_int,
-        default=0,
-        help="Seeds noise, pairs, solvers. Default: %(default)s.",
-    )
-
-    parser = _Parser(
-        prog=PROGRAM,
-        description="The i-RevNet paper's analyses of a trained classifier.",
-    )
-    commands = parser.add_subparsers(
-        dest="command", required=True, metavar="SUBCOMMAND"
-    )
-
-    command = commands.add_parser(
-        "reconstruction",
-        parents=[common],
-        help="||x - Phi^-1(Phi x)|| / ||x|| on noise and images.",
-        description=reconstruction.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    command.add_argument(
-        "--num_examples",
-        type=_positive_int,
-        help="Images of the split. Default: all.",
-    )
-    command.add_argument(
-        "--num_noise",
-        type=_non_negative_int,
-        default=1000,
-        help="Uniform-noise images; 0 for none. Default: %(default)s.",
-    )
-
-    command = commands.add_parser(
-        "interpolate",
-        parents=[common],
-        help="Images along Phi^-1((1-t) Phi x0 + t Phi x1).",
-        description=interpolation.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    command.add_argument(
-        "--num_pairs",
-        type=_positive_int,
-        default=4,
-        help="Random pairs. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=9,
-        help="Values of t, >= 2. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--pairs",
-        type=_pairs,
-        help="Image indices in the split instead of random pairs: 0:5,3:9.",
-    )
-
-    for name, description in (
-        ("separability", "Linear SVM and 1-NN accuracy against depth."),
-        ("pca", "Linear SVM and 1-NN accuracy on d principal components."),
-    ):
-        command = commands.add_parser(name, parents=[common], help=description)
-        command.add_argument(
-            "--train_split",
-            default="train",
-            help="The split the probes are fitted on.",
-        )
-        command.add_argument(
-            "--max_train_examples",
-            type=_positive_int,
-            help="Use the first N training images. Default: all.",
-        )
-        command.add_argument(
-            "--max_test_examples",
-            type=_positive_int,
-            help="Use the first N test images. Default: all.",
-        )
-        command.add_argument(
-            "--svm_c",
-            type=_positive_float,
-            default=1.0,
-            help="Regularisation parameter C of the linear SVM. Default: "
-            "%(default)s.",
-        )
-        if name == "separability":
-            command.add_argument(
-                "--depths",
-                type=_int_list,
-                help="Block depths (1-based), e.g. 1,2,6. Default: all.",
-            )
-            _switch(
-                command,
-                "pixel_baseline",
-                "Also probe the raw pixels. Default: if an image has at "
-                f"most {separability.PIXEL_BASELINE_MAX_DIM} values.",
-            )
-        else:
-            command.add_argument(
-                "--dimensions",
-                type=_int_list,
-                help="Values of d, e.g. 1,8,64. Default: 1, 2, 4, ... and "
-                "the largest possible.",
-            )
-
-    command = commands.add_parser(
-        "spectrum",
-        parents=[common],
-        help="Singular values of the Jacobian of Phi at images.",
-        description=spectrum.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    command.add_argument(
-        "--num_images",
-        type=_positive_int,
-        default=1,
-        help="Images analysed. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--first_index",
-        type=_non_negative_int,
-        default=0,
-        help="Index of the first image in the split. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--method",
-        choices=spectrum.METHODS,
-        default="auto",
-        help="exact (full Jacobian), randomized (top k, matrix-free), or "
-        f"auto: exact up to {spectrum.EXACT_MAX_DIM} pixel values.",
-    )
-    command.add_argument(
-        "--top_k",
-        type=_positive_int,
-        default=100,
-        help="Singular values the randomized method finds. Default: "
-        "%(default)s.",
-    )
-    command.add_argument(
-        "--oversampling",
-        type=_non_negative_int,
-        default=10,
-        help="Extra vectors of the randomized method. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--max_iterations",
-        type=_positive_int,
-        default=30,
-        help="Iterations of the randomized method at most. Default: "
-        "%(default)s.",
-    )
-    command.add_argument(
-        "--tolerance",
-        type=_positive_float,
-        default=1e-4,
-        help="The randomized method stops when no value changes more "
-        "(relative) in one iteration. Default: %(default)s.",
-    )
-    command.add_argument(
-        "--energy_k",
-        type=_int_list,
-        default=[1, 10, 100],
-        help="k at which the energy fraction is reported. Default: 1,10,100.",
-    )
-    return parser
+# The flags of every subcommand. Like each analysis's own, they are defined
+# on absl's FLAGS only while a subcommand runs (`run`).
+COMMON_FLAGS = flags.FlagValues()
+_MODEL = flags.DEFINE_string(
+    "model",
+    None,
+    "A .keras file holding an IRevNetClassifier, or a training --model_dir "
+    "(its model.keras). Required.",
+    required=True,
+    flag_values=COMMON_FLAGS,
+)
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir",
+    None,
+    "Where SUBCOMMAND.json and SUBCOMMAND.png are written. Required.",
+    required=True,
+    flag_values=COMMON_FLAGS,
+)
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    "digits, cifar10, cifar100, imagenet2012 or folder:PATH. Default: the "
+    "training run's (config.json beside the model); reconstruction and "
+    "spectrum use uniform noise without one.",
+    flag_values=COMMON_FLAGS,
+)
+_SPLIT = flags.DEFINE_string(
+    "split",
+    None,
+    "The split analysed (the test split of the probes). Default: the "
+    "dataset's evaluation split (test; validation for ImageNet).",
+    flag_values=COMMON_FLAGS,
+)
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size",
+    None,
+    "Image side, for models that take any size. Default: the model's.",
+    lower_bound=1,
+    flag_values=COMMON_FLAGS,
+)
+_PREPROCESSING = flags.DEFINE_string(
+    "preprocessing",
+    None,
+    "Evaluation transform: resize, cifar or imagenet. Default: the training "
+    "run's recipe, else resize.",
+    flag_values=COMMON_FLAGS,
+)
+_NORMALIZE = flags.DEFINE_boolean(
+    "normalize",
+    None,
+    "Normalise images per channel, (x - mean) / std. Default: as the "
+    "training run did, else not.",
+    flag_values=COMMON_FLAGS,
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TensorFlow Datasets directory.", flag_values=COMMON_FLAGS
+)
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir",
+    None,
+    "imagenet2012's manual download directory.",
+    flag_values=COMMON_FLAGS,
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size",
+    64,
+    "Images (or Jacobian products) per forward pass.",
+    lower_bound=1,
+    flag_values=COMMON_FLAGS,
+)
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Seeds noise, pairs, solvers.", flag_values=COMMON_FLAGS
+)
 
 
-def data_settings(args) -> data_lib.DataSettings | None:
+def summary(name: str) -> str:
+    """The one-line summary of the subcommand `name`."""
+    return ANALYSES[name].__doc__.strip().splitlines()[0]
+
+
+def data_settings() -> data_lib.DataSettings | None:
     """The data flags, completed from the training run's record."""
-    recorded = data_lib.training_run_settings(args.model)
-    dataset = args.dataset or recorded.get("dataset")
+    recorded = data_lib.recorded_settings(_MODEL.value)
+    dataset = _DATASET.value or (recorded.dataset if recorded else None)
     if dataset is None:
         return None
-    same = dataset == recorded.get("dataset")
+    same = recorded is not None and dataset == recorded.dataset
+    normalize = _NORMALIZE.value
+    if normalize is None:
+        normalize = same and recorded.normalize
     return data_lib.DataSettings(
         dataset=dataset,
-        image_size=args.image_size,
-        preprocessing=args.preprocessing
-        or (recorded.get("preprocessing") if same else None)
-        or "resize",
-        normalize=args.normalize
-        if args.normalize is not None
-        else bool(same and recorded.get("normalize")),
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
+        image_size=_IMAGE_SIZE.value,
+        preprocessing=_PREPROCESSING.value
+        or (recorded.preprocessing if same else "resize"),
+        normalize=normalize,
+        data_dir=_DATA_DIR.value,
+        manual_dir=_MANUAL_DIR.value,
     )
 
 
-def run(args) -> str:
-    """Runs the subcommand; returns a one-line summary."""
-    model = load_classifier(args.model)
-    settings = data_settings(args)
-    if settings is None and args.command not in ("reconstruction", "spectrum"):
-        raise ValueError(
-            f"{args.command} needs images: pass --dataset (the model records "
-            "no training dataset). Received: dataset=None"
-        )
-    common = dict(
-        output_dir=args.output_dir,
-        model_name=os.path.basename(os.path.normpath(args.model)),
-    )
-    if args.command == "reconstruction":
-        record = reconstruction.run_reconstruction(
-            model,
-            settings=settings,
-            split=args.split,
-            num_examples=args.num_examples,
-            num_noise=args.num_noise,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            **common,
-        )
-        parts = [
-            f"{record[key]['errors']['mean']:.3g} on "
-            f"{record[key]['errors']['examples']} {name}"
-            for key, name in (
-                ("noise", "uniform-noise images"),
-                ("data", f"{settings.dataset} images" if settings else ""),
-            )
-            if key in record
-        ]
-        summary = "Mean relative reconstruction error: " + ", ".join(parts)
-    elif args.command == "interpolate":
-        record = interpolation.run_interpolation(
-            model,
-            settings,
-            split=args.split,
-            num_pairs=args.num_pairs,
-            steps=args.steps,
-            pairs=args.pairs,
-            seed=args.seed,
-            **common,
-        )
-        worst = max(max(p["endpoint_errors"]) for p in record["pairs"])
-        summary = (
-            f"Interpolated {len(record['pairs'])} pairs in {args.steps} "
-            f"steps; endpoint reconstruction error at most {worst:.3g}"
-        )
-    elif args.command == "separability":
-        record = separability.run_separability(
-            model,
-            settings,
-            test_split=args.split,
-            train_split=args.train_split,
-            max_train_examples=args.max_train_examples,
-            max_test_examples=args.max_test_examples,
-            depths=args.depths,
-            batch_size=args.batch_size,
-            svm_c=args.svm_c,
-            pixel_baseline=args.pixel_baseline,
-            seed=args.seed,
-            **common,
-        )
-        summary = (
-            f"Test accuracy from depth {record['depths'][0]} to "
-            f"{record['depths'][-1]}: linear SVM "
-            f"{record['svm_accuracy'][0]:.3f} -> "
-            f"{record['svm_accuracy'][-1]:.3f}, 1-NN "
-            f"{record['nearest_neighbour_accuracy'][0]:.3f} -> "
-            f"{record['nearest_neighbour_accuracy'][-1]:.3f}"
-        )
-    elif args.command == "pca":
-        record = pca.run_pca(
-            model,
-            settings,
-            test_split=args.split,
-            train_split=args.train_split,
-            max_train_examples=args.max_train_examples,
-            max_test_examples=args.max_test_examples,
-            dimensions=args.dimensions,
-            batch_size=args.batch_size,
-            svm_c=args.svm_c,
-            seed=args.seed,
-            **common,
-        )
-        summary = "Test accuracy (linear SVM / 1-NN) on d components: " + (
-            ", ".join(
-                f"d={d} {s:.3f}/{n:.3f}"
-                for d, s, n in zip(
-                    record["dimensions"],
-                    record["svm_accuracy"],
-                    record["nearest_neighbour_accuracy"],
-                )
-            )
-        )
-    else:
-        record = spectrum.run_spectrum(
-            model,
-            settings=settings,
-            split=args.split,
-            num_images=args.num_images,
-            first_index=args.first_index,
-            method=args.method,
-            top_k=args.top_k,
-            oversampling=args.oversampling,
-            max_iterations=args.max_iterations,
-            tolerance=args.tolerance,
-            energy_k=args.energy_k,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            **common,
-        )
-        summary = "; ".join(
-            f"{image['image']}: {len(image['singular_values'])} singular "
-            f"values ({image['method']}), s_1 = "
-            f"{image['singular_values'][0]:.4g}, energy fraction "
-            + ", ".join(
-                f"k={k} {v:.3f}" for k, v in image["energy_fraction_at"].items()
-            )
-            for image in record["images"]
-        )
-    return summary
-
-
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+def main(name: str) -> None:
+    """Runs the subcommand `name` once the flags are parsed."""
+    analysis = ANALYSES[name]
+    # absl parsed these flags as part of its FLAGS; their own FlagValues,
+    # which the analyses read, learn it here.
+    for flag_values in (COMMON_FLAGS, analysis.FLAGS):
+        flag_values.mark_as_parsed()
     # TensorFlow Datasets logs every pipeline it builds.
     logging.set_verbosity(logging.ERROR)
     try:
-        summary = run(args)
+        files.check_writable_directory(_OUTPUT_DIR.value, "output_dir")
+        inputs = command_line.Inputs(
+            model=load_classifier(_MODEL.value),
+            model_name=os.path.basename(os.path.normpath(_MODEL.value)),
+            settings=data_settings(),
+            split=_SPLIT.value,
+            output_dir=_OUTPUT_DIR.value,
+            batch_size=_BATCH_SIZE.value,
+            seed=_SEED.value,
+        )
+        result = analysis.main(inputs)
     except ValueError as error:
-        _fail(str(error))
-    print(summary)
-    print(f"Wrote {os.path.join(args.output_dir, args.command)}.json and .png")
+        raise cli.UsageError(str(error)) from None
+    print(result)
+    print(f"Wrote {os.path.join(_OUTPUT_DIR.value, name)}.json and .png")
 
 
-def _fail(message: str) -> None:
-    # One line, no traceback, exit status 2 (the project's CLI convention).
-    message = " ".join(message.split())
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def run() -> None:
+    """Runs the program on `sys.argv`; the console script's entry point."""
+    arguments = sys.argv[1:]
+    names = ", ".join(ANALYSES)
+    if not arguments:
+        cli.fail(PROGRAM, f"Missing SUBCOMMAND: one of {names} (see --help).")
+    if arguments[0] in _HELP_ARGUMENTS:
+        print(usage())
+        sys.exit(0)
+    name = DEPRECATED_NAMES.get(arguments[0], arguments[0])
+    if name not in ANALYSES:
+        cli.fail(
+            PROGRAM,
+            f"The first argument must be a SUBCOMMAND: one of {names} (see "
+            f"--help). Received: {arguments[0]}",
+        )
+    if name != arguments[0]:
+        print(
+            f"{PROGRAM}: warning: the subcommand {arguments[0]} is "
+            f"deprecated; use {name}.",
+            file=sys.stderr,
+        )
+    analysis = ANALYSES[name]
+    if any(argument in _HELP_ARGUMENTS for argument in arguments[1:]):
+        print(usage(name))
+        sys.exit(0)
+    # Analyses share flag names (--train_split, ...): only this one's flags
+    # are defined, for this run. absl parses sys.argv, without the
+    # subcommand.
+    program_argv = sys.argv
+    sys.argv = [program_argv[0], *arguments[1:]]
+    for flag_values in (COMMON_FLAGS, analysis.FLAGS):
+        flag_values.unparse_flags()
+        flags.FLAGS.append_flag_values(flag_values)
+    try:
+        cli.run(functools.partial(main, name), PROGRAM)
+    finally:
+        sys.argv = program_argv
+        for flag_values in (COMMON_FLAGS, analysis.FLAGS):
+            flags.FLAGS.remove_flag_values(flag_values)
+
+
+def usage(name: str | None = None) -> str:
+    """The help of the program, or of its subcommand `name`."""
+    if name is None:
+        width = max(len(n) for n in ANALYSES)
+        return "\n".join(
+            [
+                __doc__.strip(),
+                "",
+                "Subcommands:",
+                *(f"  {n.ljust(width)}  {summary(n)}" for n in ANALYSES),
+                "",
+                "Flags of every subcommand:",
+                describe_flags(COMMON_FLAGS),
+            ]
+        )
+    return "\n".join(
+        [
+            f"Usage: {PROGRAM} {name} --model=PATH --output_dir=DIR [flags]",
+            "",
+            ANALYSES[name].__doc__.strip(),
+            "",
+            f"Flags of {name}:",
+            describe_flags(ANALYSES[name].FLAGS),
+            "",
+            "Flags of every subcommand:",
+            describe_flags(COMMON_FLAGS),
+        ]
+    )
+
+
+def describe_flags(flag_values: flags.FlagValues) -> str:
+    """absl's help text of each flag, in the order they are defined."""
+    entries = []
+    for name in flag_values:
+        flag = flag_values[name]
+        if name != flag.name:  # A short name.
+            continue
+        switch = "[no]" if flag.boolean else ""
+        lines = [
+            flags.text_wrap(
+                f"--{switch}{flag.name}: {flag.help}",
+                indent="    ",
+                firstline_indent="  ",
+            )
+        ]
+        if flag.default_as_str:
+            lines.append(
+                flags.text_wrap(
+                    f"(default: {flag.default_as_str})", indent="    "
+                )
+            )
+        if flag.parser.syntactic_help:
+            lines.append(
+                flags.text_wrap(
+                    f"({flag.parser.syntactic_help})", indent="    "
+                )
+            )
+        entries.append("\n".join(lines))
+    return "\n".join(entries)
 
 
 if __name__ == "__main__":
-    main()
+    run()

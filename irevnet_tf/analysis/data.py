@@ -1,20 +1,16 @@
 """Images for the analyses: dataset splits the model can take, and noise."""
 
 import dataclasses
-import json
-import os
+import functools
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from irevnet_tf import datasets
+from irevnet_tf import run_directory
 from irevnet_tf.datasets import loading as datasets_loading
-from irevnet_tf.models.loading import MODEL_FILENAME
-
-# Written by the training program beside model.keras: the recipe's
-# preprocessing and normalisation, which the analyses must reproduce.
-TRAINING_CONFIG_FILENAME = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,34 +37,29 @@ class DataSettings:
     manual_dir: str | None = None
 
 
-def training_run_settings(model_path: str) -> dict:
-    """What the training run of `model_path` recorded about its inputs.
+def recorded_settings(model_path: str) -> DataSettings | None:
+    """The dataset and preparation the training run of `model_path` used.
 
-    Reads the training program's `config.json` in the model directory (or
-    beside the `.keras` file).
+    Read from the run's `config.json` (`irevnet_tf.run_directory`) if
+    `model_path` is a training `--model_dir` or the `model.keras` in one.
 
     Returns:
-        A dict with the keys "dataset", "preprocessing" and "normalize" that
-        the record holds; empty if there is no readable record.
+        `DataSettings` with the recorded dataset, preprocessing and
+        normalisation (other fields at their defaults), or None if there is
+        no record.
+
+    Raises:
+        ValueError: naming the file, if the record cannot be read.
     """
-    directory = model_path if os.path.isdir(model_path) else None
-    if directory is None and os.path.basename(model_path) == MODEL_FILENAME:
-        directory = os.path.dirname(os.path.abspath(model_path))
-    if directory is None:
-        return {}
-    try:
-        with open(os.path.join(directory, TRAINING_CONFIG_FILENAME)) as file:
-            record = json.load(file)
-    except (OSError, ValueError):
-        return {}
-    found = {}
-    try:
-        found["dataset"] = record["dataset"]["name"]
-        found["normalize"] = bool(record["dataset"]["normalized"])
-        found["preprocessing"] = record["recipe"]["preprocessing"]
-    except (KeyError, TypeError):
-        pass
-    return found
+    run = run_directory.RunDirectory.of_model(model_path)
+    record = run_directory.read_run_record(run.path) if run else None
+    if record is None:
+        return None
+    return DataSettings(
+        dataset=record.dataset.name,
+        preprocessing=record.recipe.get("preprocessing", "resize"),
+        normalize=bool(record.dataset.normalized),
+    )
 
 
 def eval_split(dataset: str) -> str:
@@ -122,15 +113,16 @@ def load_split(
                 f"not give. Received: model image_shape={(height, width)}"
             )
         size = height
-    dataset, info = datasets.load(
+    load = functools.partial(
+        datasets.load,
         settings.dataset,
-        split,
         image_size=size,
         preprocessing=settings.preprocessing,
         normalize=settings.normalize,
         data_dir=settings.data_dir,
         manual_dir=settings.manual_dir,
     )
+    dataset, info = load(split)
     if info.image_shape[-1] != channels:
         raise ValueError(
             f"The model takes images with {channels} channels; "
@@ -144,8 +136,17 @@ def load_split(
             f"--image_size it divides. Received: image_size="
             f"{info.image_shape[0]}"
         )
-    if max_examples is not None:
-        dataset = dataset.take(max_examples)
+    if max_examples is not None and max_examples < info.num_examples:
+        if settings.dataset in datasets_loading.TFDS_DATASETS and (
+            "[" not in split
+        ):
+            # TensorFlow Datasets caches a small split as it is read. A
+            # `take` would stop reading before the end, and TensorFlow then
+            # discards the partial cache with a warning on stderr; a slice
+            # read to its end completes it.
+            dataset, _ = load(f"{split}[:{max_examples}]")
+        else:
+            dataset = dataset.take(max_examples)
     return dataset, info
 
 
@@ -156,34 +157,36 @@ def split_size(info: datasets.DatasetInfo, max_examples: int | None) -> int:
     return min(info.num_examples, max_examples)
 
 
-def first_examples(
-    dataset: tf.data.Dataset, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` images and labels of an unbatched dataset."""
+def load_examples(
+    model, settings: DataSettings, split: str, count: int
+) -> tuple[np.ndarray, np.ndarray, datasets.DatasetInfo]:
+    """The first `count` images and labels of a split, as arrays.
+
+    Returns:
+        `(images, labels, info)`, as `load_split(..., max_examples=count)`
+        yields them (fewer if the split is shorter).
+    """
+    dataset, info = load_split(model, settings, split, count)
     images, labels = [], []
-    for image, label in dataset.take(count).as_numpy_iterator():
+    # Read to the end, never stopped early: see `load_split`.
+    for image, label in dataset.as_numpy_iterator():
         images.append(image)
         labels.append(label)
     if not images:
         raise ValueError("The dataset split is empty. Received: an empty split")
-    return np.stack(images), np.asarray(labels)
+    return np.stack(images), np.asarray(labels), info
 
 
 def uniform_noise(
     shape: tuple, count: int, seed: int, batch_size: int
-) -> tf.data.Dataset:
+) -> Iterator[np.ndarray]:
     """`count` images of i.i.d. uniform noise in [0, 1), in batches."""
+    # A plain generator: `tf.data.Dataset.from_generator` would add nothing
+    # but a notice of TensorFlow's on stderr.
     rng = np.random.default_rng(seed)
-
-    def generate():
-        for start in range(0, count, batch_size):
-            n = min(batch_size, count - start)
-            yield rng.random((n,) + tuple(shape), dtype=np.float32)
-
-    return tf.data.Dataset.from_generator(
-        generate,
-        output_signature=tf.TensorSpec((None,) + tuple(shape), tf.float32),
-    )
+    for start in range(0, count, batch_size):
+        n = min(batch_size, count - start)
+        yield rng.random((n,) + tuple(shape), dtype=np.float32)
 
 
 def image_shape(model, settings: DataSettings | None) -> tuple:

@@ -17,11 +17,31 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 
+from irevnet_tf import files
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
+from irevnet_tf.reconstruction_error import relative_errors
+
+# `python -m irevnet_tf.analysis interpolation`: the flags beyond those of
+# every analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_NUM_PAIRS = flags.DEFINE_integer(
+    "num_pairs", 4, "Random pairs.", lower_bound=1, flag_values=FLAGS
+)
+_STEPS = flags.DEFINE_integer(
+    "steps", 9, "Values of t, >= 2.", lower_bound=2, flag_values=FLAGS
+)
+_PAIRS = command_line.define_index_pairs(
+    "pairs",
+    None,
+    "Image indices in the split instead of random pairs: 0:5,3:9.",
+    FLAGS,
+)
 
 
 def interpolation_path(model, x0, x1, steps: int) -> dict:
@@ -81,15 +101,8 @@ def choose_pairs(labels, num_pairs: int, seed: int) -> list:
 
 def endpoint_errors(path: dict, x0, x1) -> list:
     """Relative errors of the path's ends against `x0` and `x1`."""
-    errors = []
-    for image, target in (
-        (path["features_path"][0], x0),
-        (path["features_path"][-1], x1),
-    ):
-        target = np.asarray(target, np.float64)
-        diff = np.asarray(image, np.float64) - target
-        errors.append(float(np.linalg.norm(diff) / np.linalg.norm(target)))
-    return errors
+    ends = [path["features_path"][0], path["features_path"][-1]]
+    return [float(e) for e in relative_errors(np.stack([x0, x1]), ends)]
 
 
 def plot_interpolations(
@@ -140,7 +153,7 @@ def run_interpolation(
     pool_size: int = 256,
     seed: int = 0,
 ) -> dict:
-    """Interpolates pairs of images; writes interpolate.json/.png/.npz.
+    """Interpolates pairs of images; writes interpolation.json/.png/.npz.
 
     Args:
         model: an `IRevNetClassifier`.
@@ -156,7 +169,7 @@ def run_interpolation(
         seed: seeds the choice of pairs.
 
     Returns:
-        The record written to interpolate.json. interpolate.npz holds the
+        The record written to interpolation.json. interpolation.npz holds the
         strips: "t", "features_paths" and "pixel_paths" `(pairs, steps, H,
         W, C)` in the model's input space, "pairs".
     """
@@ -173,8 +186,9 @@ def run_interpolation(
                 f"Pairs are non-negative image indices. Received: pairs={pairs}"
             )
         pool_size = max(max(p) for p in pairs) + 1
-    dataset, info = data_lib.load_split(model, settings, split, pool_size)
-    images, labels = data_lib.first_examples(dataset, pool_size)
+    images, labels, info = data_lib.load_examples(
+        model, settings, split, pool_size
+    )
     if pairs is None:
         pairs = choose_pairs(labels, num_pairs, seed)
     elif pool_size > len(images):
@@ -200,7 +214,7 @@ def run_interpolation(
             }
         )
     record = {
-        "analysis": "interpolate",
+        "analysis": "interpolation",
         "model": outputs.model_record(model, model_name),
         "data": outputs.data_record(settings, info, split, len(images)),
         "t": paths[0]["t"],
@@ -225,12 +239,35 @@ def run_interpolation(
         f"Interpolation in feature space: {model_name}, "
         f"{settings.dataset} {split}",
     )
-    outputs.write_outputs(output_dir, "interpolate", record, fig)
-    np.savez_compressed(
-        os.path.join(output_dir, "interpolate.npz"),
-        t=paths[0]["t"],
-        features_paths=np.stack([p["features_path"] for p in paths]),
-        pixel_paths=np.stack([p["pixel_path"] for p in paths]),
-        pairs=np.asarray(pairs),
-    )
+    outputs.write_outputs(output_dir, "interpolation", record, fig)
+    with files.atomic_path(
+        os.path.join(output_dir, "interpolation.npz")
+    ) as staged:
+        np.savez_compressed(
+            staged,
+            t=paths[0]["t"],
+            features_paths=np.stack([p["features_path"] for p in paths]),
+            pixel_paths=np.stack([p["pixel_path"] for p in paths]),
+            pairs=np.asarray(pairs),
+        )
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_interpolation(
+        inputs.model,
+        inputs.required_settings("interpolation"),
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        split=inputs.split,
+        num_pairs=_NUM_PAIRS.value,
+        steps=_STEPS.value,
+        pairs=_PAIRS.value,
+        seed=inputs.seed,
+    )
+    worst = max(max(pair["endpoint_errors"]) for pair in record["pairs"])
+    return (
+        f"Interpolated {len(record['pairs'])} pairs in {_STEPS.value} "
+        f"steps; endpoint reconstruction error at most {worst:.3g}"
+    )

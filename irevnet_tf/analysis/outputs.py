@@ -1,11 +1,12 @@
 """What every analysis writes: `NAME.json` with its numbers, `NAME.png`."""
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 from matplotlib import figure as figure_lib
+
+from irevnet_tf import files
 
 
 def model_record(model, name: str) -> dict:
@@ -38,7 +39,10 @@ def data_record(settings, info, split: str, examples: int) -> dict:
 
 
 def to_json(value):
-    """Numpy arrays and scalars (nested) as plain JSON values."""
+    """Numpy arrays and scalars (nested) as plain JSON values.
+
+    NaN and infinity, which strict JSON cannot hold, become None.
+    """
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -48,7 +52,7 @@ def to_json(value):
     if isinstance(value, np.ndarray):
         return to_json(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return to_json(value.item())
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -57,7 +61,7 @@ def to_json(value):
 def write_outputs(
     output_dir: str, name: str, record: dict, fig: figure_lib.Figure
 ) -> tuple[str, str]:
-    """Writes `OUTPUT_DIR/NAME.json` and `OUTPUT_DIR/NAME.png`.
+    """Writes `OUTPUT_DIR/NAME.json` and `OUTPUT_DIR/NAME.png` atomically.
 
     Returns:
         The paths of the JSON file and of the figure.
@@ -65,13 +69,7 @@ def write_outputs(
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, f"{name}.json")
     png_path = os.path.join(output_dir, f"{name}.png")
-    # Written beside the target and renamed: no half-written files.
-    staged = f"{json_path}.tmp"
-    with open(staged, "w") as file:
-        json.dump(to_json(record), file, indent=2)
-        file.write("\n")
-    os.replace(staged, json_path)
-    staged = os.path.join(output_dir, f".{name}.tmp.png")
-    fig.savefig(staged, dpi=120)
-    os.replace(staged, png_path)
+    files.write_json(json_path, to_json(record))
+    with files.atomic_path(png_path) as staged:
+        fig.savefig(staged, dpi=120)
     return json_path, png_path

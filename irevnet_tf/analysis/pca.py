@@ -13,13 +13,26 @@ both probes are invariant: the accuracies then equal those without PCA.
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 from sklearn import decomposition
 
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import features as features_lib
 from irevnet_tf.analysis import outputs
 from irevnet_tf.analysis import probes
+
+# `python -m irevnet_tf.analysis pca`: the flags beyond those of every
+# analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_PROBES = probes.define_flags(FLAGS)
+_DIMENSIONS = command_line.define_integer_list(
+    "dimensions",
+    None,
+    "Values of d, e.g. 1,8,64. Default: 1, 2, 4, ... and the largest possible.",
+    FLAGS,
+)
 
 
 def default_dimensions(max_dimension: int) -> list:
@@ -248,3 +261,26 @@ def run_pca(
     )
     outputs.write_outputs(output_dir, "pca", record, fig)
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_pca(
+        inputs.model,
+        inputs.required_settings("pca"),
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        test_split=inputs.split,
+        dimensions=_DIMENSIONS.value,
+        batch_size=inputs.batch_size,
+        seed=inputs.seed,
+        **_PROBES.values(),
+    )
+    return "Test accuracy (linear SVM / 1-NN) on d components: " + ", ".join(
+        f"d={d} {svm:.3f}/{nearest:.3f}"
+        for d, svm, nearest in zip(
+            record["dimensions"],
+            record["svm_accuracy"],
+            record["nearest_neighbour_accuracy"],
+        )
+    )

@@ -10,11 +10,13 @@ import dataclasses
 import warnings
 
 import numpy as np
+from absl import flags
 from sklearn import exceptions as sklearn_exceptions
 from sklearn import neighbors
 from sklearn import preprocessing
 from sklearn import svm
 
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 
 # LinearSVC's coordinate descent: enough iterations for standardised
@@ -115,4 +117,53 @@ def load_train_and_test(
         data_lib.split_size(test_info, max_test_examples),
         test_info,
         test_split,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeFlags:
+    """The flags of an analysis that fits probes (`separability`, `pca`)."""
+
+    train_split: flags.FlagHolder
+    max_train_examples: flags.FlagHolder
+    max_test_examples: flags.FlagHolder
+    svm_c: flags.FlagHolder
+
+    def values(self) -> dict:
+        """The values, named as `run_separability` and `run_pca` take them."""
+        return {
+            field.name: getattr(self, field.name).value
+            for field in dataclasses.fields(self)
+        }
+
+
+def define_flags(flag_values: flags.FlagValues) -> ProbeFlags:
+    """Defines the probes' flags on an analysis's `flag_values`."""
+    return ProbeFlags(
+        train_split=flags.DEFINE_string(
+            "train_split",
+            "train",
+            "The split the probes are fitted on.",
+            flag_values=flag_values,
+        ),
+        max_train_examples=flags.DEFINE_integer(
+            "max_train_examples",
+            None,
+            "Use the first N training images. Default: all.",
+            lower_bound=1,
+            flag_values=flag_values,
+        ),
+        max_test_examples=flags.DEFINE_integer(
+            "max_test_examples",
+            None,
+            "Use the first N test images. Default: all.",
+            lower_bound=1,
+            flag_values=flag_values,
+        ),
+        svm_c=command_line.define_positive_float(
+            "svm_c",
+            1.0,
+            "Regularisation parameter C of the linear SVM.",
+            flag_values,
+        ),
     )

@@ -13,11 +13,32 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import figures
 from irevnet_tf.analysis import outputs
+from irevnet_tf.reconstruction_error import relative_errors
+
+# `python -m irevnet_tf.analysis reconstruction`: the flags beyond those of
+# every analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    "num_examples",
+    None,
+    "Images of the split. Default: all.",
+    lower_bound=1,
+    flag_values=FLAGS,
+)
+_NUM_NOISE = flags.DEFINE_integer(
+    "num_noise",
+    1000,
+    "Uniform-noise images; 0 for none.",
+    lower_bound=0,
+    flag_values=FLAGS,
+)
 
 
 @dataclasses.dataclass
@@ -45,16 +66,9 @@ class ReconstructionErrors:
         }
 
 
-def relative_errors(images, reconstructions) -> np.ndarray:
-    """`||x - x'|| / ||x||` per sample, computed in float64."""
-    x = np.asarray(images, np.float64).reshape(len(images), -1)
-    y = np.asarray(reconstructions, np.float64).reshape(len(images), -1)
-    return np.linalg.norm(x - y, axis=1) / np.linalg.norm(x, axis=1)
-
-
 def reconstruction_errors(
     model,
-    batches: tf.data.Dataset,
+    batches,
     num_batches: int | None = None,
     num_kept: int = 4,
     description: str = "reconstruction",
@@ -63,7 +77,8 @@ def reconstruction_errors(
 
     Args:
         model: an `IRevNetClassifier`.
-        batches: a dataset of image batches, or of `(images, labels)`.
+        batches: an iterable (a `tf.data.Dataset`, a generator) of image
+            batches, or of `(images, labels)`.
         num_batches: length of `batches`, for the progress bar.
         num_kept: how many of the first images to return with their
             reconstructions.
@@ -81,8 +96,8 @@ def reconstruction_errors(
     errors, originals, reconstructions = [], [], []
     for batch in data_lib.progress(batches, num_batches, description):
         images = batch[0] if isinstance(batch, tuple) else batch
-        restored = round_trip(images).numpy()
-        images = images.numpy()
+        restored = round_trip(tf.convert_to_tensor(images)).numpy()
+        images = np.asarray(images)
         errors.append(relative_errors(images, restored))
         missing = num_kept - sum(len(o) for o in originals)
         if missing > 0:
@@ -240,3 +255,27 @@ def run_reconstruction(
     )
     outputs.write_outputs(output_dir, "reconstruction", record, fig)
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_reconstruction(
+        inputs.model,
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        settings=inputs.settings,
+        split=inputs.split,
+        num_examples=_NUM_EXAMPLES.value,
+        num_noise=_NUM_NOISE.value,
+        batch_size=inputs.batch_size,
+        seed=inputs.seed,
+    )
+    sources = {"noise": "uniform-noise images"}
+    if "data" in record:
+        sources["data"] = f"{record['data']['dataset']} images"
+    return "Mean relative reconstruction error: " + ", ".join(
+        f"{record[key]['errors']['mean']:.3g} on "
+        f"{record[key]['errors']['examples']} {images}"
+        for key, images in sources.items()
+        if key in record
+    )

@@ -9,8 +9,10 @@ classes being separated progressively, although no information is lost.
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from matplotlib import figure as figure_lib
 
+from irevnet_tf.analysis import command_line
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import features as features_lib
 from irevnet_tf.analysis import outputs
@@ -19,6 +21,24 @@ from irevnet_tf.analysis import probes
 # Above this many pixel values per image the pixel baseline is skipped by
 # default (1-NN and an SVM on raw ImageNet pixels would dominate the run).
 PIXEL_BASELINE_MAX_DIM = 4096
+
+# `python -m irevnet_tf.analysis separability`: the flags beyond those of
+# every analysis (`command_line`).
+FLAGS = flags.FlagValues()
+_PROBES = probes.define_flags(FLAGS)
+_DEPTHS = command_line.define_integer_list(
+    "depths",
+    None,
+    "Block depths (1-based), e.g. 1,2,6. Default: all.",
+    FLAGS,
+)
+_PIXEL_BASELINE = flags.DEFINE_boolean(
+    "pixel_baseline",
+    None,
+    "Also probe the raw pixels. Default: if an image has at most "
+    f"{PIXEL_BASELINE_MAX_DIM} values.",
+    flag_values=FLAGS,
+)
 
 
 def accuracy_by_depth(
@@ -228,3 +248,27 @@ def run_separability(
     )
     outputs.write_outputs(output_dir, "separability", record, fig)
     return record
+
+
+def main(inputs: command_line.Inputs) -> str:
+    """Runs the analysis from its flags; returns a one-line summary."""
+    record = run_separability(
+        inputs.model,
+        inputs.required_settings("separability"),
+        inputs.output_dir,
+        model_name=inputs.model_name,
+        test_split=inputs.split,
+        depths=_DEPTHS.value,
+        batch_size=inputs.batch_size,
+        pixel_baseline=_PIXEL_BASELINE.value,
+        seed=inputs.seed,
+        **_PROBES.values(),
+    )
+    return (
+        f"Test accuracy from depth {record['depths'][0]} to "
+        f"{record['depths'][-1]}: linear SVM "
+        f"{record['svm_accuracy'][0]:.3f} -> "
+        f"{record['svm_accuracy'][-1]:.3f}, 1-NN "
+        f"{record['nearest_neighbour_accuracy'][0]:.3f} -> "
+        f"{record['nearest_neighbour_accuracy'][-1]:.3f}"
+    )

@@ -129,7 +129,10 @@ def _convert_channels(image, channels):
     # Index map from the file's channel count (1 to 4: gray, gray + alpha,
     # RGB, RGBA) to the channels kept: alpha is dropped and gray repeated.
     if channels == 1:
-        return image[..., :1]
+        image = image[..., :1]
+        # Known statically, as for three channels: random crops need it.
+        image.set_shape((None, None, 1))
+        return image
     indices = tf.gather(
         tf.constant([[0, 0, 0], [0, 0, 0], [0, 1, 2], [0, 1, 2]]),
         tf.shape(image)[-1] - 1,

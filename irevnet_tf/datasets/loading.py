@@ -1,12 +1,13 @@
 """`load`: image classification datasets as `tf.data` pipelines."""
 
 import dataclasses
-import os
+import random
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from irevnet_tf.datasets import folder as folder_lib
+from irevnet_tf.datasets import preparation
 from irevnet_tf.datasets import preprocessing as preprocessing_lib
 from irevnet_tf.datasets.digits import Digits
 
@@ -37,8 +38,6 @@ TFDS_DATASETS = {
 }
 DATASET_NAMES = tuple(TFDS_DATASETS) + (FOLDER_PREFIX + "PATH",)
 
-# Files the imagenet2012 builder needs in its manual download directory.
-IMAGENET_MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 # Examples held in the shuffle buffer (decoded images, or JPEG bytes for
 # imagenet2012).
 SHUFFLE_BUFFER = 10_000
@@ -93,6 +92,7 @@ def load(
     seed: int | None = None,
     deterministic: bool = False,
     input_context: tf.distribute.InputContext | None = None,
+    start: int = 0,
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """Loads an image classification dataset as `(image, label)` pairs.
 
@@ -113,8 +113,11 @@ def load(
         preprocessing: "resize", "cifar" or "imagenet": the recipe's
             training augmentation and evaluation transform (see
             `irevnet_tf.datasets.preprocessing`).
-        training: if True, the pipeline is shuffled, repeated forever and
-            augmented; if False, one pass in a fixed order.
+        training: if True, the pipeline is an endless stream of epochs, each
+            a shuffled pass over the split, augmented; if False, one pass in
+            a fixed order. Which examples come when, and how each is
+            augmented, are functions of `seed`, the epoch and the position
+            in the epoch alone (see `start`).
         normalize: subtract the per-channel mean and divide by the standard
             deviation (`DatasetInfo.mean`, `.std`).
         data_dir: TensorFlow Datasets directory (default
@@ -129,6 +132,10 @@ def load(
             Evaluation pipelines always keep their order.
         input_context: a `tf.distribute.InputContext`; if given, this input
             pipeline reads only its share of the split.
+        start: training pipelines only: the number of examples of the
+            stream already consumed (by this input pipeline). The pipeline
+            yields exactly what a fresh one would after that many, so a
+            resumed run sees the batches an uninterrupted one would.
 
     Returns:
         `(dataset, info)`: the `tf.data.Dataset` and a `DatasetInfo`.
@@ -150,9 +157,7 @@ def load(
     if name.startswith(FOLDER_PREFIX):
         source = _folder_source(name, split, input_context)
     elif name in TFDS_DATASETS:
-        source = _tfds_source(
-            name, split, training, data_dir, manual_dir, seed, input_context
-        )
+        source = _tfds_source(name, split, data_dir, manual_dir, input_context)
     else:
         raise ValueError(
             f"Unknown dataset {name!r}. Available datasets: "
@@ -185,18 +190,16 @@ def load(
         std=tuple(source.std),
         normalized=normalize,
     )
+    if start and not training:
+        raise ValueError(
+            "`start` applies to training pipelines only. "
+            f"Received: start={start}, training=False"
+        )
     dataset = source.dataset
-    options = tf.data.Options()
-    # Evaluation keeps its order (cheap); training may trade it for speed.
-    options.deterministic = deterministic or not training
-    dataset = dataset.with_options(options)
     if training:
-        if seed is not None and input_context is not None:
-            seed += input_context.input_pipeline_id
-        buffer = min(SHUFFLE_BUFFER, max(source.num_examples, 1))
-        dataset = dataset.shuffle(buffer, seed=seed).repeat()
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds))
+        dataset = _training_stream(
+            dataset, source.shard_size, seed, input_context, start
+        )
         if source.jpeg and preprocessing == "imagenet":
             channels = source.channels
 
@@ -233,7 +236,10 @@ def load(
         return image, tf.cast(label, tf.int32)
 
     dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE), info
+    options = tf.data.Options()
+    # Evaluation keeps its order (cheap); training may trade it for speed.
+    options.deterministic = deterministic or not training
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options), info
 
 
 @dataclasses.dataclass
@@ -244,6 +250,7 @@ class _Source:
     decode: object  # fn(image) -> float32 image in [0, 1]
     jpeg: bool  # whether `dataset` holds JPEG bytes
     num_examples: int
+    shard_size: int  # examples in `dataset`: this input pipeline's share
     num_classes: int
     class_names: tuple | None
     channels: int
@@ -253,9 +260,9 @@ class _Source:
     std: tuple
 
 
-def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
+def _tfds_source(name, split, data_dir, manual_dir, context):
     builder = tfds.builder(name, data_dir=data_dir)
-    _prepare(builder, manual_dir)
+    preparation.prepare(builder, manual_dir)
     features = builder.info.features
     image_feature, label_feature = features["image"], features["label"]
     jpeg = name == "imagenet2012"
@@ -265,8 +272,9 @@ def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
             return builder.as_dataset(
                 split=split_slice,
                 as_supervised=True,
-                shuffle_files=training,
-                read_config=tfds.ReadConfig(shuffle_seed=seed),
+                # In a fixed order: a training pipeline shuffles each epoch
+                # itself, as a function of the seed and the epoch.
+                shuffle_files=False,
                 # Keep JPEG bytes until after shuffling: decoded ImageNet
                 # images would not fit a shuffle buffer.
                 decoders=(
@@ -298,11 +306,13 @@ def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
             image = tf.io.decode_jpeg(image, channels=channels)
         return tf.image.convert_image_dtype(image, tf.float32)
 
+    shard_size = int(dataset.cardinality())
     return _Source(
         dataset=dataset,
         decode=decode,
         jpeg=jpeg,
         num_examples=num_examples,
+        shard_size=shard_size if shard_size >= 0 else num_examples,
         num_classes=label_feature.num_classes,
         class_names=tuple(label_feature.names) if label_feature.names else None,
         channels=channels,
@@ -313,41 +323,63 @@ def _tfds_source(name, split, training, data_dir, manual_dir, seed, context):
     )
 
 
-def _prepare(builder, manual_dir):
-    """Downloads and prepares a tfds dataset, or says clearly why not."""
-    if builder.is_prepared():
-        return
-    name = builder.info.name
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    if name == "digits":
-        # Generated from scikit-learn: nothing to fetch from GCS.
-        download_config = tfds.download.DownloadConfig(try_download_gcs=False)
-    if name == "imagenet2012":
-        manual_dir = manual_dir or os.path.join(
-            builder.data_dir_root, "downloads", "manual"
-        )
-        missing = [
-            f
-            for f in IMAGENET_MANUAL_FILES
-            if not os.path.isfile(os.path.join(manual_dir, f))
-        ]
-        if missing:
-            raise ValueError(
-                f"imagenet2012 is not prepared in {builder.data_dir_root} and "
-                f"its manual download directory {manual_dir} lacks "
-                f"{' and '.join(missing)}: download them from "
-                "https://image-net.org and pass their folder as manual_dir "
-                f"(--manual_dir). Received: manual_dir={manual_dir!r}"
-            )
-        download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    try:
-        builder.download_and_prepare(download_config=download_config)
-    except Exception as error:  # Network, disk, or archive errors.
-        reason = str(error).strip().splitlines()[0] if str(error) else ""
+def _training_stream(examples, size, seed, context, start):
+    """Epoch after epoch of `examples`, shuffled, with augmentation seeds.
+
+    Epoch `e` of input pipeline `p` is `examples` through a shuffle buffer
+    seeded by `key(seed, p, e)`; its `i`-th example gets the augmentation
+    seed `(key, i)`. Nothing depends on what ran before in the process, so
+    the stream after `start` examples is computed, not replayed.
+
+    Returns:
+        A dataset of `((image, label), augmentation_seed)` pairs.
+    """
+    if not isinstance(start, int) or start < 0:
         raise ValueError(
-            f"Cannot download and prepare {name} in {builder.data_dir_root}: "
-            f"{type(error).__name__}: {reason}. Received: dataset={name!r}"
-        ) from None
+            f"`start` must be a non-negative integer. Received: start={start!r}"
+        )
+    if size < 1:
+        raise ValueError(
+            "An input pipeline's share of the split is empty. "
+            f"Received: {size} examples"
+        )
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    pipeline = context.input_pipeline_id if context is not None else 0
+    base = _random_int64([seed, pipeline])
+    buffer = min(SHUFFLE_BUFFER, size)
+    first_epoch, offset = divmod(start, size)
+
+    def epoch(index):
+        # `shuffle` pairs its seed with the graph's; fixing this function's
+        # own graph seed keeps the order a function of `key` alone (and a
+        # global seed of 0 would make `shuffle` test a tensor seed in Python).
+        tf.random.set_seed(_GRAPH_SEED)
+        key = _random_int64(tf.stack([base, index]))
+        shuffled = examples.shuffle(
+            buffer, seed=key, reshuffle_each_iteration=False
+        )
+        return shuffled.enumerate().map(
+            lambda position, example: (example, tf.stack([key, position]))
+        )
+
+    epochs = tf.data.Dataset.range(first_epoch, 2**62)
+    # Skipped before decoding and augmentation: only the reads are repeated.
+    return epochs.flat_map(epoch).skip(offset)
+
+
+_GRAPH_SEED = 87654321
+
+
+def _random_int64(seed):
+    """A random int64 that is a function of the `(2,)` seed alone."""
+    return tf.random.stateless_uniform(
+        (),
+        seed=tf.cast(seed, tf.int64),
+        minval=None,
+        maxval=None,
+        dtype=tf.int64,
+    )
 
 
 def _folder_source(name, split, context):
@@ -371,6 +403,7 @@ def _folder_source(name, split, context):
         decode=lambda path: folder_lib.decode(path, channels),
         jpeg=False,
         num_examples=len(contents.files[split]),
+        shard_size=len(pairs),
         num_classes=len(contents.class_names),
         class_names=contents.class_names,
         channels=channels,

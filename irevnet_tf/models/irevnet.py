@@ -1,7 +1,5 @@
 """The invertible i-RevNet backbone: images to features and back."""
 
-import copy
-
 import keras
 
 from irevnet_tf.layers import memory_saving as chain
@@ -14,10 +12,8 @@ from irevnet_tf.layers.irevnet_block import IRevNetBlock
 from irevnet_tf.layers.stream_precision import is_mixed
 from irevnet_tf.layers.stream_precision import round_to_grid
 from irevnet_tf.layers.stream_precision import stream_dtype_policy
-from irevnet_tf.models.irevnet_presets import PRESETS
-
-# Preset keys that describe the classification head, not the backbone.
-HEAD_KEYS = ("num_classes", "head_batch_norm_momentum")
+from irevnet_tf.models.irevnet_presets import preset_kwargs
+from irevnet_tf.models.irevnet_presets import split_head
 
 
 @keras.saving.register_keras_serializable(package="irevnet_tf")
@@ -284,8 +280,8 @@ class IRevNet(InvertibleLayer, keras.Model):
     @classmethod
     def from_preset(cls, preset, **overrides):
         """Builds a backbone from a preset name and constructor overrides."""
-        kwargs = preset_kwargs(preset, overrides)
-        return cls(**{k: v for k, v in kwargs.items() if k not in HEAD_KEYS})
+        backbone_kwargs, _ = split_head(preset_kwargs(preset, overrides))
+        return cls(**backbone_kwargs)
 
     def get_config(self):
         config = super().get_config()
@@ -314,18 +310,6 @@ class IRevNet(InvertibleLayer, keras.Model):
             }
         )
         return config
-
-
-def preset_kwargs(preset, overrides):
-    """The constructor arguments of `preset`, updated with `overrides`."""
-    if preset not in PRESETS:
-        raise ValueError(
-            f"Unknown preset {preset!r}. Available presets: "
-            f"{', '.join(sorted(PRESETS))}."
-        )
-    kwargs = copy.deepcopy(PRESETS[preset])
-    kwargs.update(overrides)
-    return kwargs
 
 
 def _validate_architecture(

@@ -6,9 +6,9 @@ from irevnet_tf.layers.batch_normalization import BatchNormalization
 from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.layers.memory_saving import resolve_jit_compile
 from irevnet_tf.layers.stream_precision import stream_dtype_policy
-from irevnet_tf.models.irevnet import HEAD_KEYS
 from irevnet_tf.models.irevnet import IRevNet
-from irevnet_tf.models.irevnet import preset_kwargs
+from irevnet_tf.models.irevnet_presets import preset_kwargs
+from irevnet_tf.models.irevnet_presets import split_head
 
 
 @keras.saving.register_keras_serializable(package="irevnet_tf")
@@ -127,8 +127,7 @@ class IRevNetClassifier(keras.Model):
         Overrides may name any argument of `IRevNet` or of this class, for
         example `from_preset("cifar10", num_classes=100, dropout_rate=0.0)`.
         """
-        kwargs = preset_kwargs(preset, overrides)
-        head = {k: kwargs.pop(k) for k in HEAD_KEYS if k in kwargs}
+        kwargs, head = split_head(preset_kwargs(preset, overrides))
         dtype = kwargs.get("dtype")
         backbone = IRevNet(**kwargs)
         return cls(backbone, dtype=dtype, **head)

@@ -1,8 +1,11 @@
 """i-RevNet architectures as plain data: constructor arguments by name.
 
-Keys shared by `IRevNet` and `IRevNetClassifier` describe the backbone;
-`num_classes` is read by the classifier only.
+The keys in `HEAD_KEYS` are arguments of `IRevNetClassifier`'s head; all
+others are arguments of the backbone, `IRevNet`. `preset_kwargs` looks a
+preset up, `split_head` separates the two.
 """
+
+import copy
 
 # The authors' CIFAR-10 model (pytorch-i-revnet `CIFAR_main.py`):
 # nBlocks=[18, 18, 18], nStrides=[1, 2, 2], nChannels=[16, 64, 256], init_ds=0.
@@ -73,3 +76,34 @@ PRESETS = {
     "irevnet300": IREVNET300,
     "irevnet_injective": IREVNET_INJECTIVE,
 }
+
+# Constructor arguments of `IRevNetClassifier`'s head; every other preset
+# key is an argument of the backbone, `IRevNet`.
+HEAD_KEYS = ("num_classes", "head_batch_norm_momentum")
+
+
+def preset_kwargs(preset, overrides=None):
+    """The constructor arguments of `preset`, updated with `overrides`.
+
+    Raises:
+        ValueError: naming the available presets if `preset` is unknown.
+    """
+    if preset not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {preset!r}. Available presets: "
+            f"{', '.join(sorted(PRESETS))}."
+        )
+    kwargs = copy.deepcopy(PRESETS[preset])
+    kwargs.update(overrides or {})
+    return kwargs
+
+
+def split_head(kwargs):
+    """Splits constructor arguments into the backbone's and the head's.
+
+    Returns:
+        `(backbone_kwargs, head_kwargs)`, two new dicts.
+    """
+    head = {k: v for k, v in kwargs.items() if k in HEAD_KEYS}
+    backbone = {k: v for k, v in kwargs.items() if k not in HEAD_KEYS}
+    return backbone, head

@@ -5,9 +5,7 @@ import os
 import keras
 
 from irevnet_tf.models.irevnet_classifier import IRevNetClassifier
-
-# The file a training `--model_dir` holds its final model in.
-MODEL_FILENAME = "model.keras"
+from irevnet_tf.run_directory import MODEL_FILENAME
 
 
 def load_classifier(path: str) -> IRevNetClassifier:

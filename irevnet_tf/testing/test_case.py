@@ -8,14 +8,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-
-def relative_error(actual, expected) -> float:
-    """`||actual - expected|| / ||expected||` over a structure's tensors."""
-    actual = [np.asarray(a, np.float64) for a in tf.nest.flatten(actual)]
-    expected = [np.asarray(e, np.float64) for e in tf.nest.flatten(expected)]
-    diff = sum(np.sum((a - e) ** 2) for a, e in zip(actual, expected))
-    norm = sum(np.sum(e**2) for e in expected)
-    return float(np.sqrt(diff / norm))
+from irevnet_tf.reconstruction_error import relative_error
 
 
 class TestCase(tf.test.TestCase, parameterized.TestCase):

@@ -2,25 +2,34 @@ import os
 
 import numpy as np
 
+from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import interpolation
+from irevnet_tf.testing import digits_models
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.analysis import common
+
+
+def trained_classifier():
+    return digits_models.trained_classifier(prepared_digits_dir())
+
+
+def digits_settings():
+    return DataSettings("digits", data_dir=prepared_digits_dir())
 
 
 def digits(count):
-    model = common.trained_classifier()
-    dataset, _ = data_lib.load_split(
-        model, common.digits_settings(), "test", count
+    images, labels, _ = data_lib.load_examples(
+        trained_classifier(), digits_settings(), "test", count
     )
-    return data_lib.first_examples(dataset, count)
+    return images, labels
 
 
 class InterpolationPathTest(TestCase):
     def test_endpoints_are_the_two_images(self):
         (x0, x1), _ = digits(2)
         path = interpolation.interpolation_path(
-            common.trained_classifier(), x0, x1, steps=5
+            trained_classifier(), x0, x1, steps=5
         )
         self.assertAllClose(path["t"], [0.0, 0.25, 0.5, 0.75, 1.0])
         self.assertEqual(path["features_path"].shape, (5, 16, 16, 1))
@@ -35,7 +44,7 @@ class InterpolationPathTest(TestCase):
 
     def test_path_is_a_straight_line_in_feature_space(self):
         # With a bijective Phi, Phi(x_t) is exactly the mixed features.
-        model = common.bijective_classifier()
+        model = digits_models.bijective_classifier()
         rng = np.random.default_rng(0)
         x0, x1 = rng.random((2, 16, 16, 1), "float32")
         path = interpolation.interpolation_path(model, x0, x1, steps=3)
@@ -56,7 +65,7 @@ class InterpolationPathTest(TestCase):
     def test_steps_below_two(self):
         with self.assertRaisesRegex(ValueError, "steps=1"):
             interpolation.interpolation_path(
-                common.bijective_classifier(),
+                digits_models.bijective_classifier(),
                 np.zeros((16, 16, 1)),
                 np.ones((16, 16, 1)),
                 steps=1,
@@ -67,8 +76,8 @@ class RunInterpolationTest(TestCase):
     def test_writes_strips_of_the_chosen_pairs(self):
         output_dir = self.get_temp_dir()
         record = interpolation.run_interpolation(
-            common.trained_classifier(),
-            common.digits_settings(),
+            trained_classifier(),
+            digits_settings(),
             output_dir,
             pairs=[(0, 1), (2, 5)],
             steps=4,
@@ -86,7 +95,7 @@ class RunInterpolationTest(TestCase):
             self.assertAllClose(
                 pair["distance_from_pixel_path"][0], 0.0, atol=1e-4
             )
-        strips = np.load(os.path.join(output_dir, "interpolate.npz"))
+        strips = np.load(os.path.join(output_dir, "interpolation.npz"))
         self.assertEqual(strips["features_paths"].shape, (2, 4, 16, 16, 1))
         self.assertAllClose(
             strips["features_paths"][1, 0], images[2], atol=1e-5
@@ -95,14 +104,14 @@ class RunInterpolationTest(TestCase):
             strips["features_paths"][1, -1], images[5], atol=1e-5
         )
         self.assertTrue(
-            os.path.isfile(os.path.join(output_dir, "interpolate.png"))
+            os.path.isfile(os.path.join(output_dir, "interpolation.png"))
         )
 
     def test_index_beyond_the_split(self):
         with self.assertRaisesRegex(ValueError, "has 360 images"):
             interpolation.run_interpolation(
-                common.trained_classifier(),
-                common.digits_settings(),
+                trained_classifier(),
+                digits_settings(),
                 self.get_temp_dir(),
                 pairs=[(0, 360)],
             )

@@ -2,10 +2,20 @@ import os
 
 import numpy as np
 
+from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import pca
+from irevnet_tf.testing import digits_models
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.analysis import common
+
+
+def trained_classifier():
+    return digits_models.trained_classifier(prepared_digits_dir())
+
+
+def digits_settings():
+    return DataSettings("digits", data_dir=prepared_digits_dir())
 
 
 class PcaTest(TestCase):
@@ -21,8 +31,8 @@ class PcaTest(TestCase):
     def test_accuracy_against_components(self):
         output_dir = self.get_temp_dir()
         record = pca.run_pca(
-            common.trained_classifier(),
-            common.digits_settings(),
+            trained_classifier(),
+            digits_settings(),
             output_dir,
             max_train_examples=600,
             max_test_examples=200,
@@ -49,8 +59,8 @@ class PcaTest(TestCase):
         self.assertTrue(os.path.isfile(os.path.join(output_dir, "pca.png")))
 
     def test_dimension_beyond_the_features(self):
-        model = common.trained_classifier()
-        settings = common.digits_settings()
+        model = trained_classifier()
+        settings = digits_settings()
         train, _ = data_lib.load_split(model, settings, "train", 50)
         test, _ = data_lib.load_split(model, settings, "test", 20)
         # 50 training examples allow at most 50 components.

@@ -3,25 +3,36 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
+from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
 from irevnet_tf.analysis import features as features_lib
 from irevnet_tf.analysis import separability
+from irevnet_tf.testing import digits_models
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.analysis import common
+
+
+def trained_classifier():
+    return digits_models.trained_classifier(prepared_digits_dir())
+
+
+def digits_settings():
+    return DataSettings("digits", data_dir=prepared_digits_dir())
 
 
 class FeaturesTest(TestCase):
     def test_batched_averages_equal_whole_block_outputs(self):
-        model = common.trained_classifier()
-        dataset, _ = data_lib.load_split(
-            model, common.digits_settings(), "test", 20
-        )
+        model = trained_classifier()
+        dataset, _ = data_lib.load_split(model, digits_settings(), "test", 20)
         # 20 images in batches of 7: two full batches and a partial one.
         result = features_lib.extract_features(
             model, dataset, [1, 4, 6], batch_size=7, pixels=True
         )
-        images, labels = data_lib.first_examples(dataset, 20)
+        images, labels, _ = data_lib.load_examples(
+            model, digits_settings(), "test", 20
+        )
         outputs = model.backbone.block_outputs(tf.constant(images))
         for depth in (1, 4, 6):
             self.assertAllClose(
@@ -32,21 +43,24 @@ class FeaturesTest(TestCase):
         self.assertAllEqual(result.labels, labels)
         self.assertAllEqual(result.pixels, images.reshape(20, -1))
 
-    def test_depths_beyond_the_model(self):
+    def test_depths_default_sorted_and_unique(self):
         self.assertEqual(features_lib.check_depths(None, 3), [1, 2, 3])
         self.assertEqual(features_lib.check_depths([3, 1, 1], 3), [1, 3])
-        for depths in ([0], [1, 4], []):
-            with self.subTest(depths=depths):
-                with self.assertRaisesRegex(ValueError, "from 1 to 3"):
-                    features_lib.check_depths(depths, 3)
+
+    @parameterized.named_parameters(
+        ("zero", [0]), ("beyond_the_last", [1, 4]), ("none", [])
+    )
+    def test_depths_beyond_the_model(self, depths):
+        with self.assertRaisesRegex(ValueError, "from 1 to 3"):
+            features_lib.check_depths(depths, 3)
 
 
 class SeparabilityTest(TestCase):
     def test_trained_model_separates_digits_with_depth(self):
         output_dir = self.get_temp_dir()
         record = separability.run_separability(
-            common.trained_classifier(),
-            common.digits_settings(),
+            trained_classifier(),
+            digits_settings(),
             output_dir,
             max_train_examples=600,
             max_test_examples=200,
@@ -76,8 +90,8 @@ class SeparabilityTest(TestCase):
 
     def test_chosen_depths_and_pixel_baseline(self):
         record = separability.run_separability(
-            common.trained_classifier(),
-            common.digits_settings(),
+            trained_classifier(),
+            digits_settings(),
             self.get_temp_dir(),
             max_train_examples=100,
             max_test_examples=50,
@@ -94,8 +108,8 @@ class SeparabilityTest(TestCase):
     def test_depth_beyond_the_model(self):
         with self.assertRaisesRegex(ValueError, "depths=\\[7\\]"):
             separability.run_separability(
-                common.trained_classifier(),
-                common.digits_settings(),
+                trained_classifier(),
+                digits_settings(),
                 self.get_temp_dir(),
                 depths=[7],
             )

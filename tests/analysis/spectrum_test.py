@@ -3,18 +3,27 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from irevnet_tf.analysis import DataSettings
 from irevnet_tf.analysis import data as data_lib
+from irevnet_tf.analysis import jacobian
 from irevnet_tf.analysis import spectrum
+from irevnet_tf.testing import digits_models
+from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.test_case import TestCase
-from tests.analysis import common
+
+
+def trained_classifier():
+    return digits_models.trained_classifier(prepared_digits_dir())
+
+
+def digits_settings():
+    return DataSettings("digits", data_dir=prepared_digits_dir())
 
 
 def digit(index=0):
-    model = common.trained_classifier()
-    dataset, _ = data_lib.load_split(
-        model, common.digits_settings(), "test", index + 1
+    images, _, _ = data_lib.load_examples(
+        trained_classifier(), digits_settings(), "test", index + 1
     )
-    images, _ = data_lib.first_examples(dataset, index + 1)
     return images[index]
 
 
@@ -30,8 +39,8 @@ def autodiff_jacobian(model, image):
 
 class JacobianOperatorTest(TestCase):
     def test_products_are_adjoint(self):
-        operator = spectrum.JacobianOperator(
-            common.trained_classifier().backbone, digit(), batch_size=3
+        operator = jacobian.JacobianOperator(
+            trained_classifier().backbone, digit(), batch_size=3
         )
         self.assertEqual(operator.shape, (1024, 256))
         rng = np.random.default_rng(0)
@@ -46,9 +55,9 @@ class JacobianOperatorTest(TestCase):
     def test_dense_equals_gradient_tape_jacobian(self):
         # GradientTape.jacobian (reverse mode, vectorised) is independent
         # of the operator's forward-mode columns.
-        model = common.bijective_classifier()
+        model = digits_models.bijective_classifier()
         image = np.random.default_rng(0).random((16, 16, 1), "float32")
-        dense = spectrum.JacobianOperator(model.backbone, image, 128).dense()
+        dense = jacobian.JacobianOperator(model.backbone, image, 128).dense()
         expected = autodiff_jacobian(model, image)
         self.assertAllClose(dense, expected, atol=1e-5 * np.abs(expected).max())
         result = spectrum.jacobian_spectrum(model, image, "exact")
@@ -65,7 +74,7 @@ class SpectrumTest(TestCase):
         super().setUpClass()
         cls.image = digit()
         cls.exact = spectrum.jacobian_spectrum(
-            common.trained_classifier(), cls.image, "exact", batch_size=128
+            trained_classifier(), cls.image, "exact", batch_size=128
         )
         cls.expected = cls.exact["singular_values"]
 
@@ -90,7 +99,7 @@ class SpectrumTest(TestCase):
 
     def test_matrix_free_top_values_match_exact(self):
         result = spectrum.jacobian_spectrum(
-            common.trained_classifier(),
+            trained_classifier(),
             self.image,
             "randomized",
             top_k=10,
@@ -122,16 +131,16 @@ class SpectrumTest(TestCase):
             spectrum.choose_method("lanczos", 10)
 
     def test_top_k_beyond_the_rank(self):
-        operator = spectrum.JacobianOperator(
-            common.bijective_classifier().backbone, np.zeros((16, 16, 1))
+        operator = jacobian.JacobianOperator(
+            digits_models.bijective_classifier().backbone, np.zeros((16, 16, 1))
         )
         with self.assertRaisesRegex(ValueError, "top_k=257"):
-            spectrum.randomized_singular_values(operator, 257)
+            jacobian.randomized_singular_values(operator, 257)
 
     def test_run_on_noise_without_a_dataset(self):
         output_dir = self.get_temp_dir()
         record = spectrum.run_spectrum(
-            common.bijective_classifier(),
+            digits_models.bijective_classifier(),
             output_dir,
             num_images=2,
             method="randomized",

@@ -5,13 +5,14 @@ import zlib
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl.testing import parameterized
 
 from irevnet_tf import datasets
 from irevnet_tf.datasets.digits import digits_arrays
 from irevnet_tf.datasets.digits import split_indices
+from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
-from tests.datasets.digit_files import write_digit_folder
 
 
 def fresh_dir(test):
@@ -40,29 +41,26 @@ class DigitsTest(TestCase):
         self.assertEqual(info.class_names, tuple(str(d) for d in range(10)))
         self.assertFalse(info.normalized)
 
-    def test_fixed_split_holds_scikit_learns_images(self):
-        # At the native size the pipeline returns the stored pixels / 255.
-        all_images, all_labels = digits_arrays()
+    def test_fixed_split_is_a_partition(self):
+        _, all_labels = digits_arrays()
         train_indices, test_indices = split_indices(all_labels)
         self.assertEmpty(set(train_indices) & set(test_indices))
         self.assertLen(set(train_indices) | set(test_indices), 1797)
-        for split, indices in (
-            ("train", train_indices),
-            ("test", test_indices),
-        ):
-            with self.subTest(split=split):
-                dataset, info = self.load(split)
-                self.assertEqual(info.image_shape, (8, 8, 1))
-                images, labels = as_arrays(dataset)
-                pixels = np.round(images * 255).astype(np.uint8)
-                loaded = sorted(
-                    (int(y), p.tobytes()) for p, y in zip(pixels, labels)
-                )
-                expected = sorted(
-                    (int(all_labels[i]), all_images[i].tobytes())
-                    for i in indices
-                )
-                self.assertEqual(loaded, expected)
+
+    @parameterized.named_parameters(("train", "train", 0), ("test", "test", 1))
+    def test_fixed_split_holds_scikit_learns_images(self, split, which):
+        # At the native size the pipeline returns the stored pixels / 255.
+        all_images, all_labels = digits_arrays()
+        indices = split_indices(all_labels)[which]
+        dataset, info = self.load(split)
+        self.assertEqual(info.image_shape, (8, 8, 1))
+        images, labels = as_arrays(dataset)
+        pixels = np.round(images * 255).astype(np.uint8)
+        loaded = sorted((int(y), p.tobytes()) for p, y in zip(pixels, labels))
+        expected = sorted(
+            (int(all_labels[i]), all_images[i].tobytes()) for i in indices
+        )
+        self.assertEqual(loaded, expected)
 
     def test_pixels_in_unit_range_and_resized(self):
         images, labels = as_arrays(self.load("test", image_size=16)[0])
@@ -108,6 +106,56 @@ class DigitsTest(TestCase):
         other, _ = first_batches(4)
         self.assertNotAllClose(images, other)
 
+    @parameterized.named_parameters(
+        ("mid_epoch", 5, None),
+        ("epoch_boundary", 1437, None),
+        ("next_epoch", 1500, None),
+        ("third_epoch", 2 * 1437 + 3, None),
+        ("second_pipeline", 723, 1),
+    )
+    def test_training_stream_starts_where_a_fresh_one_would_be(
+        self, start, pipeline
+    ):
+        # Order and augmentation are functions of the seed and the position:
+        # a pipeline started after `start` examples yields what a fresh one
+        # yields from then on.
+        context = (
+            tf.distribute.InputContext(
+                num_input_pipelines=2, input_pipeline_id=pipeline
+            )
+            if pipeline is not None
+            else None
+        )
+
+        def stream(start, count):
+            dataset, _ = self.load(
+                "train",
+                image_size=8,
+                preprocessing="cifar",  # Random crops and flips.
+                training=True,
+                seed=3,
+                deterministic=True,
+                input_context=context,
+                start=start,
+            )
+            return as_arrays(dataset, limit=count)
+
+        images, labels = stream(0, start + 40)
+        resumed, resumed_labels = stream(start, 40)
+        self.assertAllEqual(resumed, images[start:])
+        self.assertAllEqual(resumed_labels, labels[start:])
+
+    def test_every_epoch_is_a_new_permutation(self):
+        dataset, info = self.load("train", training=True, seed=0)
+        _, labels = as_arrays(dataset.batch(1437), limit=2)
+        first, second = labels
+        self.assertEqual(sorted(first), sorted(second))
+        self.assertNotAllEqual(first, second)
+
+    def test_start_is_for_training_pipelines(self):
+        with self.assertRaisesRegex(ValueError, "start=3, training=False"):
+            self.load("train", start=3)
+
     def test_input_context_shards_the_split(self):
         shards = []
         for index in range(2):
@@ -122,20 +170,20 @@ class DigitsTest(TestCase):
         full = {i.tobytes() for i in as_arrays(self.load("test")[0])[0]}
         self.assertEqual(shards[0] | shards[1], full)
 
-    def test_every_preprocessing_style(self):
-        for style in datasets.PREPROCESSING_STYLES:
-            for training in (False, True):
-                with self.subTest(style=style, training=training):
-                    dataset, _ = self.load(
-                        "train",
-                        image_size=16,
-                        preprocessing=style,
-                        training=training,
-                        seed=0,
-                    )
-                    images, _ = as_arrays(dataset, limit=8)
-                    self.assertEqual(images.shape, (8, 16, 16, 1))
-                    self.assertTrue(np.all(np.isfinite(images)))
+    @parameterized.product(
+        style=datasets.PREPROCESSING_STYLES, training=(False, True)
+    )
+    def test_every_preprocessing_style(self, style, training):
+        dataset, _ = self.load(
+            "train",
+            image_size=16,
+            preprocessing=style,
+            training=training,
+            seed=0,
+        )
+        images, _ = as_arrays(dataset, limit=8)
+        self.assertEqual(images.shape, (8, 16, 16, 1))
+        self.assertTrue(np.all(np.isfinite(images)))
 
 
 class BadInputTest(TestCase):
@@ -185,28 +233,29 @@ class MockedTfdsTest(TestCase):
         self.assertEqual(images.shape, (12, 32, 32, 3))
         self.assertTrue(np.all((labels >= 0) & (labels < 10)))
 
-    def test_imagenet2012_from_jpeg_bytes(self):
+    @parameterized.named_parameters(
+        ("train", "train", True), ("validation", "validation", False)
+    )
+    def test_imagenet2012_from_jpeg_bytes(self, split, training):
         manual_dir = fresh_dir(self)
         for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"):
             open(os.path.join(manual_dir, name), "w").close()
-        for split, training in (("train", True), ("validation", False)):
-            with self.subTest(split=split):
-                with tfds.testing.mock_data(num_examples=6):
-                    dataset, info = datasets.load(
-                        "imagenet2012",
-                        split,
-                        image_size=40,
-                        preprocessing="imagenet",
-                        training=training,
-                        seed=1,
-                        manual_dir=manual_dir,
-                    )
-                    images, labels = as_arrays(dataset, limit=6)
-                self.assertEqual(info.num_classes, 1000)
-                self.assertEqual(info.eval_split, "validation")
-                self.assertEqual(images.shape, (6, 40, 40, 3))
-                self.assertGreaterEqual(images.min(), 0.0)
-                self.assertLessEqual(images.max(), 1.0)
+        with tfds.testing.mock_data(num_examples=6):
+            dataset, info = datasets.load(
+                "imagenet2012",
+                split,
+                image_size=40,
+                preprocessing="imagenet",
+                training=training,
+                seed=1,
+                manual_dir=manual_dir,
+            )
+            images, labels = as_arrays(dataset, limit=6)
+        self.assertEqual(info.num_classes, 1000)
+        self.assertEqual(info.eval_split, "validation")
+        self.assertEqual(images.shape, (6, 40, 40, 3))
+        self.assertGreaterEqual(images.min(), 0.0)
+        self.assertLessEqual(images.max(), 1.0)
 
     def test_imagenet2012_needs_image_size(self):
         manual_dir = fresh_dir(self)
@@ -218,31 +267,26 @@ class MockedTfdsTest(TestCase):
 
 
 class FolderTest(TestCase):
-    def test_flat_layout_split_by_path_hash(self):
+    @parameterized.named_parameters(("train", "train"), ("test", "test"))
+    def test_flat_layout_split_by_path_hash(self, split):
         root = fresh_dir(self)
         written = write_digit_folder(root, classes=(3, 1, 7), per_class=20)
-        train, info = datasets.load(f"folder:{root}", "train")
-        test, test_info = datasets.load(f"folder:{root}", "test")
+        dataset, info = datasets.load(f"folder:{root}", split)
         self.assertEqual(info.class_names, ("digit1", "digit3", "digit7"))
         self.assertEqual(info.image_shape, (8, 8, 1))
         expected = {"train": set(), "test": set()}
         for path, image in written.items():
             relative = os.path.relpath(path, root).encode()
-            split = "test" if zlib.crc32(relative) % 5 == 0 else "train"
+            in_split = "test" if zlib.crc32(relative) % 5 == 0 else "train"
             label = info.class_names.index(
                 os.path.basename(os.path.dirname(path))
             )
-            expected[split].add((label, image.tobytes()))
-        for split, dataset, split_info in (
-            ("train", train, info),
-            ("test", test, test_info),
-        ):
-            with self.subTest(split=split):
-                images, labels = as_arrays(dataset)
-                pixels = np.round(images * 255).astype(np.uint8)
-                loaded = {(int(y), p.tobytes()) for p, y in zip(pixels, labels)}
-                self.assertEqual(loaded, expected[split])
-                self.assertEqual(split_info.num_examples, len(expected[split]))
+            expected[in_split].add((label, image.tobytes()))
+        images, labels = as_arrays(dataset)
+        pixels = np.round(images * 255).astype(np.uint8)
+        loaded = {(int(y), p.tobytes()) for p, y in zip(pixels, labels)}
+        self.assertEqual(loaded, expected[split])
+        self.assertEqual(info.num_examples, len(expected[split]))
         self.assertNotEmpty(expected["test"])
 
     def test_split_layout_and_statistics(self):
@@ -265,6 +309,22 @@ class FolderTest(TestCase):
         self.assertEqual(info.image_shape, (16, 16, 3))
         self.assertLen(info.mean, 3)
         self.assertEqual(as_arrays(dataset)[0].shape[1:], (16, 16, 3))
+
+    def test_grayscale_folder_with_random_crops(self):
+        # The CIFAR recipe's random crop needs a known channel count.
+        root = fresh_dir(self)
+        write_digit_folder(root, classes=(0, 1), per_class=5)
+        dataset, info = datasets.load(
+            f"folder:{root}",
+            "train",
+            image_size=16,
+            preprocessing="cifar",
+            training=True,
+            seed=0,
+        )
+        self.assertEqual(info.image_shape, (16, 16, 1))
+        images, _ = as_arrays(dataset, limit=4)
+        self.assertEqual(images.shape, (4, 16, 16, 1))
 
     def test_missing_folder(self):
         missing = os.path.join(fresh_dir(self), "nowhere")

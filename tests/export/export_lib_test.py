@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -12,11 +13,15 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from export import export_lib
+from export import versions
 from irevnet_tf import IRevNet
+from irevnet_tf.models import loading
+from irevnet_tf.testing.read_only import read_only_directory
+from irevnet_tf.testing.saved_model_graph import signature_nodes
+from irevnet_tf.testing.saved_model_graph import training_nodes
+from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
-from tests.export.common import signature_nodes
-from tests.export.common import small_classifier
 
 IMAGES_MESSAGE = (
     r"irevnet_forward: `images` must be a float32 tensor of shape "
@@ -26,13 +31,9 @@ FEATURES_MESSAGE = (
     r"irevnet_inverse: `features` must be a float32 tensor of shape "
     r"\[batch, 8, 8, 64\]\. Received shape:\] \[{}\]"
 )
-# Ops that only training runs: variable updates (BatchNorm statistics),
-# random numbers (dropout).
-TRAINING_OPS = (
-    "AssignVariableOp",
-    "AssignAddVariableOp",
-    "AssignSubVariableOp",
-)
+# How a signature is run: `tf.saved_model.load` (TensorFlow 2), and C++
+# `Session::Run` as the model server does (`ModelServerLikeRunner`).
+RUNNERS = ("load", "session")
 
 
 class ModelServerLikeRunner:
@@ -162,53 +163,59 @@ class ExportLibTest(TestCase):
             restored, self.model.inverse(self.model.features(images)), atol=1e-6
         )
 
+    def run_forward(self, runner, images):
+        if runner == "load":
+            return self.forward(images=tf.constant(images))["logits"]
+        return self.served_forward(images)
+
+    def run_inverse(self, runner, features):
+        if runner == "load":
+            return self.inverse(features=tf.constant(features))["images"]
+        return self.served_inverse(features)
+
     @parameterized.named_parameters(
-        ("height_width", (2, 8, 8, 3), "2 8 8 3"),
-        ("width", (2, 16, 12, 3), "2 16 12 3"),
-        ("channels", (2, 16, 16, 1), "2 16 16 1"),
-        ("rank3", (16, 16, 3), "16 16 3"),
-        ("rank5", (2, 16, 16, 3, 1), "2 16 16 3 1"),
-        ("scalar", (), ""),
+        (f"{case}_{runner}", shape, received, runner)
+        for case, shape, received in (
+            ("height_width", (2, 8, 8, 3), "2 8 8 3"),
+            ("width", (2, 16, 12, 3), "2 16 12 3"),
+            ("channels", (2, 16, 16, 1), "2 16 16 1"),
+            ("rank3", (16, 16, 3), "16 16 3"),
+            ("rank5", (2, 16, 16, 3, 1), "2 16 16 3 1"),
+            ("scalar", (), ""),
+        )
+        for runner in RUNNERS
     )
-    def test_bad_images_name_expected_shape(self, shape, received):
+    def test_bad_images_name_expected_shape(self, shape, received, runner):
         images = np.zeros(shape, "float32")
         message = IMAGES_MESSAGE.format(received)
-        with self.subTest("tf.saved_model.load"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.forward(images=tf.constant(images))
-        with self.subTest("Session::Run"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.served_forward(images)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+            self.run_forward(runner, images)
 
     @parameterized.named_parameters(
-        ("height_width", (2, 4, 4, 64), "2 4 4 64"),
-        ("channels", (2, 8, 8, 32), "2 8 8 32"),
-        ("rank2", (2, 4096), "2 4096"),
+        (f"{case}_{runner}", shape, received, runner)
+        for case, shape, received in (
+            ("height_width", (2, 4, 4, 64), "2 4 4 64"),
+            ("channels", (2, 8, 8, 32), "2 8 8 32"),
+            ("rank2", (2, 4096), "2 4096"),
+        )
+        for runner in RUNNERS
     )
-    def test_bad_features_name_expected_shape(self, shape, received):
+    def test_bad_features_name_expected_shape(self, shape, received, runner):
         features = np.zeros(shape, "float32")
         message = FEATURES_MESSAGE.format(received)
-        with self.subTest("tf.saved_model.load"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.inverse(features=tf.constant(features))
-        with self.subTest("Session::Run"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.served_inverse(features)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+            self.run_inverse(runner, features)
 
     @parameterized.named_parameters(
-        ("nan", np.nan, "NaN"),
-        ("inf", np.inf, "Inf"),
-        ("minus_inf", -np.inf, "Inf"),
+        (f"{case}_{runner}", value, kind, runner)
+        for case, value, kind in (
+            ("nan", np.nan, "NaN"),
+            ("inf", np.inf, "Inf"),
+            ("minus_inf", -np.inf, "Inf"),
+        )
+        for runner in RUNNERS
     )
-    def test_non_finite_features_rejected(self, value, kind):
+    def test_non_finite_features_rejected(self, value, kind, runner):
         images = np.random.rand(2, 16, 16, 3).astype("float32")
         features = self.forward(images=tf.constant(images))["features"].numpy()
         features[1, 3, 4, 5] = value
@@ -216,16 +223,50 @@ class ExportLibTest(TestCase):
             r"irevnet_inverse: `features` must be finite .* hold NaN or Inf"
             rf".*Tensor had {kind} values"
         )
-        with self.subTest("tf.saved_model.load"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.inverse(features=tf.constant(features))
-        with self.subTest("Session::Run"):
-            with self.assertRaisesRegex(
-                tf.errors.InvalidArgumentError, message
-            ):
-                self.served_inverse(features)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+            self.run_inverse(runner, features)
+
+    @parameterized.named_parameters(
+        (f"{case}_{runner}", value, kind, runner)
+        for case, value, kind in (
+            ("nan", np.nan, "NaN"),
+            ("inf", np.inf, "Inf"),
+            ("minus_inf", -np.inf, "Inf"),
+        )
+        for runner in RUNNERS
+    )
+    def test_non_finite_images_rejected(self, value, kind, runner):
+        images = np.random.rand(2, 16, 16, 3).astype("float32")
+        images[1, 3, 4, 2] = value
+        message = (
+            r"irevnet_forward: `images` must be finite, but hold NaN or Inf"
+            rf".*Tensor had {kind} values"
+        )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+            self.run_forward(runner, images)
+
+    def test_empty_batch_gives_empty_outputs(self):
+        # Not refused, and the same with oneDNN (tests/export/faults_test.py
+        # runs it with oneDNN on and off).
+        outputs = self.forward(images=tf.zeros((0, 16, 16, 3)))
+        self.assertEqual(
+            {name: tuple(tensor.shape) for name, tensor in outputs.items()},
+            {
+                "logits": (0, 10),
+                "probabilities": (0, 10),
+                "features": (0, 8, 8, 64),
+            },
+        )
+        self.assertEqual(
+            self.served_forward(np.zeros((0, 16, 16, 3), "float32")).shape,
+            (0, 10),
+        )
+        restored = self.inverse(features=outputs["features"])["images"]
+        self.assertEqual(tuple(restored.shape), (0, 16, 16, 3))
+        self.assertEqual(
+            self.served_inverse(np.zeros((0, 8, 8, 64), "float32")).shape,
+            (0, 16, 16, 3),
+        )
 
     @parameterized.named_parameters(("float64", "float64"), ("int32", "int32"))
     def test_wrong_dtype_rejected(self, dtype):
@@ -239,20 +280,24 @@ class ExportLibTest(TestCase):
         ):
             self.inverse(features=tf.zeros((2, 8, 8, 64), dtype))
 
-    def test_inference_graphs_only(self):
-        for export_dir, expected_ops in (
-            (self.export.forward_dir, {"Conv2D", "SpaceToDepth", "Assert"}),
-            (
-                self.export.inverse_dir,
-                {"Conv2D", "DepthToSpace", "Assert", "CheckNumerics"},
-            ),
-        ):
-            with self.subTest(export_dir=export_dir):
-                nodes = signature_nodes(export_dir)
-                ops = {node.op for node in nodes}
-                # The walk reaches the model's function bodies.
-                self.assertContainsSubset(expected_ops, ops)
-                self.assertEqual(training_nodes(nodes), [])
+    @parameterized.named_parameters(
+        (
+            "forward",
+            "forward_dir",
+            {"Conv2D", "SpaceToDepth", "Assert", "CheckNumerics"},
+        ),
+        (
+            "inverse",
+            "inverse_dir",
+            {"Conv2D", "DepthToSpace", "Assert", "CheckNumerics"},
+        ),
+    )
+    def test_inference_graphs_only(self, export_dir, expected_ops):
+        nodes = signature_nodes(getattr(self.export, export_dir))
+        ops = {node.op for node in nodes}
+        # The walk reaches the model's function bodies.
+        self.assertContainsSubset(expected_ops, ops)
+        self.assertEqual(training_nodes(nodes), [])
 
     def test_training_nodes_detects_training_graphs(self):
         # The check of test_inference_graphs_only on a graph that has what
@@ -319,8 +364,12 @@ class ExportVersionsTest(TestCase):
         self.assertEqual(
             first.forward_dir, os.path.join(output_dir, "fwd", "3")
         )
+        # Another model: the same model again would add no version.
         second = export_lib.export_for_serving(
-            model, output_dir, forward_name="fwd", inverse_name="inv"
+            small_classifier(seed=1),
+            output_dir,
+            forward_name="fwd",
+            inverse_name="inv",
         )
         self.assertEqual(second.version, 4)
         self.assertEqual(
@@ -335,6 +384,7 @@ class ExportVersionsTest(TestCase):
             [c.base_path for c in config.model_config_list.config],
             [os.path.join(output_dir, "fwd"), os.path.join(output_dir, "inv")],
         )
+        # Version 4 holds the second model.
         with self.assertRaisesRegex(
             ValueError, r"Version already exists.*version=4"
         ):
@@ -354,110 +404,260 @@ class ExportVersionsTest(TestCase):
         ):
             with self.assertRaisesRegex(OSError, "disk full"):
                 export_lib.export_for_serving(model, output_dir)
-        # The server would load the forward alone, never a half-written
-        # inverse; the next export moves both to version 2.
+        # Both are staged before either is published: the server loads
+        # neither, never a half-written inverse nor a forward without its
+        # inverse, and nothing is left behind.
         self.assertEqual(
-            os.listdir(os.path.join(output_dir, "irevnet_forward")), ["1"]
+            os.listdir(os.path.join(output_dir, "irevnet_forward")), []
         )
         self.assertEqual(
             os.listdir(os.path.join(output_dir, "irevnet_inverse")), []
         )
         self.assertEqual(
-            export_lib.next_version(
+            versions.next_version(
                 output_dir, ["irevnet_forward", "irevnet_inverse"]
             ),
-            2,
+            1,
         )
 
-    def test_invalid_arguments(self):
+    def test_same_model_again_adds_no_version(self):
         model = small_classifier()
         output_dir = self.get_temp_dir()
-        for kwargs, message in (
-            ({"version": 0}, r"Received: version=0"),
-            ({"version": "2"}, r"Received: version='2'"),
-            ({"forward_name": "a/b"}, r"Received: 'a/b'"),
-            ({"inverse_name": ""}, r"Received: ''"),
-            (
-                {"forward_name": "same", "inverse_name": "same"},
-                r"Received: forward_name='same', inverse_name='same'",
-            ),
-            ({"serving_root": "models"}, r"Received: serving_root='models'"),
+        first = export_lib.export_for_serving(model, output_dir)
+        saved = os.path.join(first.forward_dir, "saved_model.pb")
+        modified = os.stat(saved).st_mtime_ns
+        for version in (None, 1):
+            again = export_lib.export_for_serving(
+                small_classifier(), output_dir, version=version
+            )
+            self.assertEqual(again, dataclasses.replace(first, written=()))
+        self.assertEqual(first.written, ("irevnet_forward", "irevnet_inverse"))
+        for name in ("irevnet_forward", "irevnet_inverse"):
+            self.assertEqual(os.listdir(os.path.join(output_dir, name)), ["1"])
+        self.assertEqual(os.stat(saved).st_mtime_ns, modified)
+        # A new weight is another model.
+        model.classifier.bias.assign(model.classifier.bias + 1.0)
+        self.assertEqual(
+            export_lib.export_for_serving(model, output_dir).version, 2
+        )
+
+    def test_half_pair_of_the_same_model_is_completed(self):
+        # What a kill between the two renames leaves: the forward alone.
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(small_classifier(), output_dir)
+        shutil.rmtree(first.inverse_dir)
+        again = export_lib.export_for_serving(small_classifier(), output_dir)
+        self.assertEqual(again.version, 1)
+        self.assertEqual(again.written, ("irevnet_inverse",))
+        self.assertTrue(tf.saved_model.contains_saved_model(again.inverse_dir))
+
+    def test_half_pair_of_another_model_is_passed_over(self):
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(small_classifier(), output_dir)
+        shutil.rmtree(first.inverse_dir)
+        other = export_lib.export_for_serving(
+            small_classifier(seed=1), output_dir
+        )
+        self.assertEqual(other.version, 2)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(output_dir, "irevnet_forward"))),
+            ["1", "2"],
+        )
+        self.assertEqual(
+            os.listdir(os.path.join(output_dir, "irevnet_inverse")), ["2"]
+        )
+        # The half pair is another model's: version 1 is not completed.
+        with self.assertRaisesRegex(
+            ValueError, r"holds another model.*version=1, existing .*forward"
         ):
-            with self.subTest(**{k: str(v) for k, v in kwargs.items()}):
-                with self.assertRaisesRegex(ValueError, message):
-                    export_lib.export_for_serving(model, output_dir, **kwargs)
+            export_lib.export_for_serving(
+                small_classifier(seed=1), output_dir, version=1
+            )
+
+    def test_exports_without_records_are_other_models(self):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        first = export_lib.export_for_serving(model, output_dir)
+        for export_dir in (first.forward_dir, first.inverse_dir):
+            self.assertEqual(
+                versions.read_record(export_dir),
+                versions.model_fingerprint(model),
+            )
+            os.remove(os.path.join(export_dir, versions.RECORD_PATH))
+        self.assertEqual(
+            export_lib.export_for_serving(model, output_dir).version, 2
+        )
+
+    def test_stale_staging_is_removed(self):
+        output_dir = self.get_temp_dir()
+        leftovers = [
+            os.path.join(output_dir, directory, ".staging-killed", "1")
+            for directory in ("", "irevnet_forward", "irevnet_inverse")
+        ]
+        for leftover in leftovers:
+            os.makedirs(leftover)
+        export_lib.export_for_serving(small_classifier(), output_dir)
+        for leftover in leftovers:
+            self.assertFalse(os.path.exists(os.path.dirname(leftover)))
+
+    def test_another_export_running_is_refused(self):
+        output_dir = self.get_temp_dir()
+        with versions.exclusive(output_dir):
+            with self.assertRaisesRegex(
+                ValueError, r"Another export is writing.*output_dir="
+            ):
+                export_lib.export_for_serving(small_classifier(), output_dir)
         self.assertEqual(os.listdir(output_dir), [])
+
+    @parameterized.named_parameters(
+        ("file", "is a file"), ("under_a_file", "lies under the file")
+    )
+    def test_output_dir_that_is_a_file(self, message):
+        path = os.path.join(self.get_temp_dir(), "file")
+        with open(path, "w") as file:
+            file.write("x")
+        output_dir = path if message == "is a file" else f"{path}/serving"
+        with self.assertRaisesRegex(ValueError, f"{message}.*output_dir="):
+            export_lib.export_for_serving(small_classifier(), output_dir)
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["file"])
+
+    def test_read_only_output_dir(self):
+        locked = os.path.join(self.get_temp_dir(), "locked")
+        with read_only_directory(locked):
+            with self.assertRaisesRegex(
+                ValueError, r"Cannot write to .*locked.*output_dir="
+            ):
+                export_lib.export_for_serving(
+                    small_classifier(), os.path.join(locked, "serving")
+                )
+        self.assertEqual(os.listdir(locked), [])
+
+    @parameterized.named_parameters(
+        ("version_zero", {"version": 0}, r"Received: version=0"),
+        ("version_text", {"version": "2"}, r"Received: version='2'"),
+        ("forward_name", {"forward_name": "a/b"}, r"Received: 'a/b'"),
+        ("inverse_name", {"inverse_name": ""}, r"Received: ''"),
+        (
+            "same_names",
+            {"forward_name": "same", "inverse_name": "same"},
+            r"Received: forward_name='same', inverse_name='same'",
+        ),
+        (
+            "serving_root",
+            {"serving_root": "models"},
+            r"Received: serving_root='models'",
+        ),
+    )
+    def test_invalid_arguments(self, kwargs, message):
+        model = small_classifier()
+        output_dir = self.get_temp_dir()
+        with self.assertRaisesRegex(ValueError, message):
+            export_lib.export_for_serving(model, output_dir, **kwargs)
+        self.assertEqual(os.listdir(output_dir), [])
+
+    def test_models_config_needs_absolute_paths(self):
         with self.assertRaisesRegex(ValueError, r"absolute base paths"):
             export_lib.models_config({"m": "relative/path"})
 
 
 class DynamicShapeTest(TestCase):
-    def test_dynamic_height_and_width(self):
+    """A model whose height and width are left open."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.output_dir = tempfile.mkdtemp()
         # Initial down-sampling by 2 and one stride-2 stage: a factor of 4.
-        model = small_classifier(
+        cls.model = small_classifier(
             image_shape=(None, None, 3), initial_block_size=2
         )
-        export = export_lib.export_for_serving(model, self.get_temp_dir())
-        forward = tf.saved_model.load(export.forward_dir).signatures[
+        cls.export = export_lib.export_for_serving(cls.model, cls.output_dir)
+        cls.forward = tf.saved_model.load(cls.export.forward_dir).signatures[
             "serving_default"
         ]
-        inverse = tf.saved_model.load(export.inverse_dir).signatures[
+        cls.inverse = tf.saved_model.load(cls.export.inverse_dir).signatures[
             "serving_default"
         ]
+        cls.served_forward = ModelServerLikeRunner(
+            cls.export.forward_dir, "images", "logits"
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.served_forward.close()
+        shutil.rmtree(cls.output_dir)
+        super().tearDownClass()
+
+    def test_signatures_leave_height_and_width_open(self):
         self.assertEqual(
-            forward.structured_input_signature[1]["images"].shape.as_list(),
+            self.forward.structured_input_signature[1][
+                "images"
+            ].shape.as_list(),
             [None, None, None, 3],
         )
         self.assertEqual(
-            inverse.structured_input_signature[1]["features"].shape.as_list(),
+            self.inverse.structured_input_signature[1][
+                "features"
+            ].shape.as_list(),
             [None, None, None, 64],
         )
-        for height, width in ((8, 8), (12, 20)):
-            with self.subTest(height=height, width=width):
-                images = np.random.rand(2, height, width, 3).astype("float32")
-                outputs = forward(images=tf.constant(images))
-                self.assertAllClose(outputs["logits"], model(images), atol=1e-5)
-                self.assertEqual(
-                    outputs["features"].shape, (2, height // 4, width // 4, 64)
-                )
-                restored = inverse(features=outputs["features"])["images"]
-                self.assertLessEqual(relative_error(restored, images), 1e-5)
+        self.assertEqual(
+            self.served_forward(np.zeros((1, 12, 8, 3), "float32")).shape,
+            (1, 10),
+        )
+
+    @parameterized.named_parameters(("8x8", 8, 8), ("12x20", 12, 20))
+    def test_sizes_round_trip(self, height, width):
+        images = np.random.rand(2, height, width, 3).astype("float32")
+        outputs = self.forward(images=tf.constant(images))
+        self.assertAllClose(outputs["logits"], self.model(images), atol=1e-5)
+        self.assertEqual(
+            outputs["features"].shape, (2, height // 4, width // 4, 64)
+        )
+        restored = self.inverse(features=outputs["features"])["images"]
+        self.assertLessEqual(relative_error(restored, images), 1e-5)
+
+    @parameterized.named_parameters(
+        (f"{case}_{runner}", shape, received, runner)
+        for case, shape, received in (
+            ("height", (2, 10, 8, 3), "2 10 8 3"),
+            ("width", (2, 8, 6, 3), "2 8 6 3"),
+            ("zero_height", (2, 0, 8, 3), "2 0 8 3"),
+            ("channels", (2, 8, 8, 4), "2 8 8 4"),
+            ("rank3", (8, 8, 3), "8 8 3"),
+        )
+        for runner in RUNNERS
+    )
+    def test_bad_images(self, shape, received, runner):
         message = (
             r"irevnet_forward: `images` must be a float32 tensor of shape "
             r"\[batch, height, width, 3\] with height and width positive "
             r"multiples of 4\. Received shape:\] \[{}\]"
         )
-        served_forward = ModelServerLikeRunner(
-            export.forward_dir, "images", "logits"
-        )
-        self.addCleanup(served_forward.close)
-        self.assertEqual(
-            served_forward(np.zeros((1, 12, 8, 3), "float32")).shape, (1, 10)
-        )
-        for shape, received in (
-            ((2, 10, 8, 3), "2 10 8 3"),
-            ((2, 8, 6, 3), "2 8 6 3"),
-            ((2, 0, 8, 3), "2 0 8 3"),
-            ((2, 8, 8, 4), "2 8 8 4"),
-            ((8, 8, 3), "8 8 3"),
+        images = np.zeros(shape, "float32")
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, message.format(received)
         ):
-            with self.subTest(shape=shape):
-                images = np.zeros(shape, "float32")
-                with self.assertRaisesRegex(
-                    tf.errors.InvalidArgumentError, message.format(received)
-                ):
-                    forward(images=tf.constant(images))
-                with self.assertRaisesRegex(
-                    tf.errors.InvalidArgumentError, message.format(received)
-                ):
-                    served_forward(images)
+            if runner == "load":
+                self.forward(images=tf.constant(images))
+            else:
+                self.served_forward(images)
+
+    def test_empty_batch_of_a_size(self):
+        outputs = self.forward(images=tf.zeros((0, 12, 20, 3)))
+        self.assertEqual(tuple(outputs["features"].shape), (0, 3, 5, 64))
+        self.assertEqual(tuple(outputs["logits"].shape), (0, 10))
+        restored = self.inverse(features=outputs["features"])["images"]
+        self.assertEqual(tuple(restored.shape), (0, 12, 20, 3))
+
+    def test_bad_features(self):
         with self.assertRaisesRegex(
             tf.errors.InvalidArgumentError,
             r"`features` must be a float32 tensor of shape \[batch, height, "
             r"width, 64\] with positive height and width\. Received shape:\] "
             r"\[2 0 3 64\]",
         ):
-            inverse(features=tf.zeros((2, 0, 3, 64)))
+            self.inverse(features=tf.zeros((2, 0, 3, 64)))
 
 
 class FunctionsTest(TestCase):
@@ -481,52 +681,38 @@ class FunctionsTest(TestCase):
 
 
 class LoadClassifierTest(TestCase):
-    def test_keras_file_and_model_dir(self):
+    """The export's model loading (`irevnet_tf.models.loading`)."""
+
+    @parameterized.named_parameters(
+        ("keras_file", "model.keras"), ("model_dir", "")
+    )
+    def test_keras_file_and_model_dir(self, source):
         model = small_classifier()
         model_dir = self.get_temp_dir()
-        path = os.path.join(model_dir, "model.keras")
-        model.save(path)
+        model.save(os.path.join(model_dir, "model.keras"))
         images = np.random.rand(2, 16, 16, 3).astype("float32")
-        for source in (path, model_dir):
-            with self.subTest(source=source):
-                loaded = export_lib.load_classifier(source)
-                self.assertAllEqual(loaded(images), model(images))
+        loaded = loading.load_classifier(os.path.join(model_dir, source))
+        self.assertAllEqual(loaded(images), model(images))
 
-    def test_bad_paths(self):
+    @parameterized.named_parameters(
+        ("missing_dir", "missing_dir", "No such file or directory"),
+        ("missing_file", "missing.keras", "No such file or directory"),
+        ("not_keras", "model.txt", "Expected a .keras file"),
+        ("garbage", "garbage.keras", "Could not load the model"),
+        ("empty_dir", "", "The directory holds no model.keras"),
+        (
+            "backbone",
+            "backbone.keras",
+            "must be an IRevNetClassifier.*holding a IRevNet",
+        ),
+    )
+    def test_bad_paths(self, name, message):
         empty_dir = self.get_temp_dir()
         backbone_path = os.path.join(empty_dir, "backbone.keras")
         IRevNet([1], [8], [1], image_shape=(8, 8, 3)).save(backbone_path)
-        text_path = os.path.join(empty_dir, "model.txt")
-        with open(text_path, "w") as file:
+        with open(os.path.join(empty_dir, "model.txt"), "w") as file:
             file.write("not a model")
-        missing = os.path.join(empty_dir, "missing.keras")
-        garbage_path = os.path.join(empty_dir, "garbage.keras")
-        with open(garbage_path, "w") as file:
+        with open(os.path.join(empty_dir, "garbage.keras"), "w") as file:
             file.write("not a zip file")
-        for path, message in (
-            (
-                os.path.join(empty_dir, "missing_dir"),
-                "No such file or directory",
-            ),
-            (missing, "No such file or directory"),
-            (text_path, "Expected a .keras file"),
-            (garbage_path, "Could not load the model"),
-            (empty_dir, "The directory holds no model.keras"),
-            (backbone_path, "must be an IRevNetClassifier.*holding a IRevNet"),
-        ):
-            with self.subTest(path=path):
-                with self.assertRaisesRegex(ValueError, f"{message}.*"):
-                    export_lib.load_classifier(path)
-
-
-def training_nodes(nodes):
-    """Descriptions of the nodes only training would run."""
-    found = []
-    for node in nodes:
-        if "_gradient_op_type" in node.attr:
-            found.append(f"{node.op} (custom gradient)")
-        if node.op.startswith("FusedBatchNorm") and node.attr["is_training"].b:
-            found.append(f"{node.op} (training)")
-        if node.op in TRAINING_OPS or "Random" in node.op:
-            found.append(node.op)
-    return found
+        with self.assertRaisesRegex(ValueError, f"{message}.*"):
+            loading.load_classifier(os.path.join(empty_dir, name))

@@ -15,10 +15,11 @@ import tempfile
 
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
+from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
-from tests.export.common import small_classifier
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,49 +249,48 @@ class ExportProgramTest(TestCase):
             relative_error(outputs["restored"], self.images), 1e-5
         )
 
-    def test_saved_model_cli_show(self):
-        for name, inputs, outputs in (
-            (
-                "show_forward",
-                {"images": "(-1, 16, 16, 3)"},
-                {
-                    "logits": "(-1, 10)",
-                    "probabilities": "(-1, 10)",
-                    "features": "(-1, 8, 8, 64)",
-                },
-            ),
-            (
-                "show_inverse",
-                {"features": "(-1, 8, 8, 64)"},
-                {"images": "(-1, 16, 16, 3)"},
-            ),
-        ):
-            with self.subTest(name):
-                result = self.results[name]
-                self.assert_succeeded(result)
-                # The serving_default block, up to the next signature.
-                match = re.search(
-                    r"signature_def\['serving_default'\]:(.*?)"
-                    r"(?:\nsignature_def\[|\nThe MetaGraph|\Z)",
-                    result.stdout,
-                    re.DOTALL,
-                )
-                self.assertIsNotNone(match, result.stdout)
-                block = match.group(1)
-                for kind, tensors in (("inputs", inputs), ("outputs", outputs)):
-                    found = re.findall(
-                        rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+"
-                        r"shape: (\([-0-9, ]+\))",
-                        block,
-                    )
-                    self.assertEqual(
-                        {n: (d, s) for n, d, s in found},
-                        {n: ("DT_FLOAT", s) for n, s in tensors.items()},
-                    )
-                # The method TF Serving's Predict API runs.
-                self.assertIn(
-                    "Method name is: tensorflow/serving/predict", block
-                )
+    @parameterized.named_parameters(
+        (
+            "forward",
+            "show_forward",
+            {"images": "(-1, 16, 16, 3)"},
+            {
+                "logits": "(-1, 10)",
+                "probabilities": "(-1, 10)",
+                "features": "(-1, 8, 8, 64)",
+            },
+        ),
+        (
+            "inverse",
+            "show_inverse",
+            {"features": "(-1, 8, 8, 64)"},
+            {"images": "(-1, 16, 16, 3)"},
+        ),
+    )
+    def test_saved_model_cli_show(self, name, inputs, outputs):
+        result = self.results[name]
+        self.assert_succeeded(result)
+        # The serving_default block, up to the next signature.
+        match = re.search(
+            r"signature_def\['serving_default'\]:(.*?)"
+            r"(?:\nsignature_def\[|\nThe MetaGraph|\Z)",
+            result.stdout,
+            re.DOTALL,
+        )
+        self.assertIsNotNone(match, result.stdout)
+        block = match.group(1)
+        for kind, tensors in (("inputs", inputs), ("outputs", outputs)):
+            found = re.findall(
+                rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+"
+                r"shape: (\([-0-9, ]+\))",
+                block,
+            )
+            self.assertEqual(
+                {n: (d, s) for n, d, s in found},
+                {n: ("DT_FLOAT", s) for n, s in tensors.items()},
+            )
+        # The method TF Serving's Predict API runs.
+        self.assertIn("Method name is: tensorflow/serving/predict", block)
 
     def test_saved_model_cli_run(self):
         self.assert_succeeded(self.results["run_forward"])

@@ -1,8 +1,27 @@
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
 from irevnet_tf import ResidualBottleneck
 from irevnet_tf.testing.test_case import TestCase
+
+_INVALID_ARGUMENTS_CASES = [
+    (dict(out_channels=8, strides=3), r"strides.*Received: strides=3"),
+    (
+        dict(out_channels=8, kernel_sizes=(3, 2, 3)),
+        r"kernel_sizes=\(3, 2, 3\)",
+    ),
+    (
+        dict(out_channels=8, kernel_sizes=(3, 3)),
+        r"kernel_sizes=\(3, 3\)",
+    ),
+    (dict(out_channels=2), r"out_channels.*Received: out_channels=2"),
+    (dict(out_channels=8, dropout_rate=1.0), r"dropout_rate=1.0"),
+    (
+        dict(out_channels=8, bottleneck_divisor=0),
+        r"bottleneck_divisor=0",
+    ),
+]
 
 
 class ResidualBottleneckTest(TestCase):
@@ -105,25 +124,7 @@ class ResidualBottleneckTest(TestCase):
         self.assert_config_complete(layer)
         self.run_serialization_test(layer, np.random.rand(2, 8, 8, 4))
 
-    def test_invalid_arguments(self):
-        cases = [
-            (dict(out_channels=8, strides=3), r"strides.*Received: strides=3"),
-            (
-                dict(out_channels=8, kernel_sizes=(3, 2, 3)),
-                r"kernel_sizes=\(3, 2, 3\)",
-            ),
-            (
-                dict(out_channels=8, kernel_sizes=(3, 3)),
-                r"kernel_sizes=\(3, 3\)",
-            ),
-            (dict(out_channels=2), r"out_channels.*Received: out_channels=2"),
-            (dict(out_channels=8, dropout_rate=1.0), r"dropout_rate=1.0"),
-            (
-                dict(out_channels=8, bottleneck_divisor=0),
-                r"bottleneck_divisor=0",
-            ),
-        ]
-        for kwargs, message in cases:
-            with self.subTest(**{k: str(v) for k, v in kwargs.items()}):
-                with self.assertRaisesRegex(ValueError, message):
-                    ResidualBottleneck(**kwargs)
+    @parameterized.parameters(*_INVALID_ARGUMENTS_CASES)
+    def test_invalid_arguments(self, kwargs, message):
+        with self.assertRaisesRegex(ValueError, message):
+            ResidualBottleneck(**kwargs)

@@ -1,11 +1,12 @@
 import keras
 import numpy as np
+from absl.testing import parameterized
 
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.testing.layouts import CIFAR_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
-from tests.models.irevnet_test import CIFAR_LIKE
 
 
 def trainable_parameters(model):
@@ -13,39 +14,37 @@ def trainable_parameters(model):
 
 
 class IRevNetClassifierTest(TestCase):
-    def test_preset_parameter_counts(self):
-        # The authors' models (pytorch-i-revnet) and the paper's Table 1.
-        expected = {
-            "cifar10": 6_274_826,
-            "irevnet301": 125_120_356,
-            "irevnet300": 29_201_092,
-            # Our reconstruction of the paper's model (a): see the preset.
-            "irevnet_injective": 136_533_928,
-        }
-        for preset, count in expected.items():
-            with self.subTest(preset=preset):
-                model = IRevNetClassifier.from_preset(preset)
-                self.assertEqual(trainable_parameters(model), count)
+    # The authors' models (pytorch-i-revnet) and the paper's Table 1; our
+    # reconstruction of the paper's model (a): see the preset.
+    @parameterized.named_parameters(
+        ("cifar10", "cifar10", 6_274_826),
+        ("irevnet301", "irevnet301", 125_120_356),
+        ("irevnet300", "irevnet300", 29_201_092),
+        ("irevnet_injective", "irevnet_injective", 136_533_928),
+    )
+    def test_preset_parameter_counts(self, preset, count):
+        model = IRevNetClassifier.from_preset(preset)
+        self.assertEqual(trainable_parameters(model), count)
 
-    def test_features_and_inverse(self):
-        for dtype, rtol in (("float32", 1e-5), ("float64", 1e-12)):
-            with self.subTest(dtype=dtype):
-                model = IRevNetClassifier(
-                    IRevNet(dtype=dtype, **CIFAR_LIKE), 10, dtype=dtype
-                )
-                randomize_batch_norm(model)
-                x = np.random.rand(2, 16, 16, 3).astype(dtype)
-                self.assertEqual(model(x).shape, (2, 10))
-                self.assert_invertible(model.backbone, x, rtol)
-                features = model.features(x)
-                self.assertAllClose(
-                    model.logits_from_features(features), model(x), atol=1e-6
-                )
-                self.assertLessEqual(
-                    np.linalg.norm(model.inverse(features) - x)
-                    / np.linalg.norm(x),
-                    rtol,
-                )
+    @parameterized.named_parameters(
+        ("float32", "float32", 1e-5), ("float64", "float64", 1e-12)
+    )
+    def test_features_and_inverse(self, dtype, rtol):
+        model = IRevNetClassifier(
+            IRevNet(dtype=dtype, **CIFAR_LIKE), 10, dtype=dtype
+        )
+        randomize_batch_norm(model)
+        x = np.random.rand(2, 16, 16, 3).astype(dtype)
+        self.assertEqual(model(x).shape, (2, 10))
+        self.assert_invertible(model.backbone, x, rtol)
+        features = model.features(x)
+        self.assertAllClose(
+            model.logits_from_features(features), model(x), atol=1e-6
+        )
+        self.assertLessEqual(
+            np.linalg.norm(model.inverse(features) - x) / np.linalg.norm(x),
+            rtol,
+        )
 
     def test_fit(self):
         model = IRevNetClassifier(IRevNet(**CIFAR_LIKE), 4)

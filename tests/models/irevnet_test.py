@@ -1,47 +1,54 @@
 import numpy as np
+from absl.testing import parameterized
 
 from irevnet_tf import IRevNet
+from irevnet_tf.testing.layouts import CIFAR_LIKE
+from irevnet_tf.testing.layouts import IMAGENET_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
-
-# Small layouts that keep every kind of block: the CIFAR layout (injective
-# first block, no initial down-sampling) and the ImageNet layout (initial
-# down-sampling, stride-2 first block).
-CIFAR_LIKE = dict(
-    stage_depths=[2, 2, 2],
-    stage_filters=[16, 64, 256],
-    stage_strides=[1, 2, 2],
-    initial_block_size=1,
-    image_shape=(16, 16, 3),
-)
-IMAGENET_LIKE = dict(
-    stage_depths=[1, 1, 2, 1],
-    stage_filters=[8, 32, 128, 512],
-    stage_strides=[2, 2, 2, 2],
-    initial_block_size=2,
-    image_shape=(32, 32, 1),
-)
 
 
 def images(shape, batch=2, dtype="float32"):
     return np.random.rand(batch, *shape).astype(dtype)
 
 
+_INVALID_ARGUMENTS_CASES = [
+    (
+        dict(stage_depths=[2, 2]),
+        r"same length.*stage_depths of length 2",
+    ),
+    (dict(stage_strides=[1, 3, 2]), r"stage_strides=\[1, 3, 2\]"),
+    (dict(stage_depths=[2, 0, 2]), r"stage_depths=\[2, 0, 2\]"),
+    (
+        dict(image_shape=(18, 16, 3)),
+        r"divisible by 4.*image_shape=\(18, 16, 3\)",
+    ),
+    (dict(image_shape=(16, 16, None)), r"channel count"),
+    (dict(initial_block_size=0), r"initial_block_size=0"),
+    (
+        dict(stage_filters=[16, 64, 64]),
+        r"stage_filters\[2\]=64.*out_channels",
+    ),
+    (
+        dict(stage_filters=[1, 4, 16]),
+        r"Stage 0 .*negative.*in_channels=3, out_channels=1",
+    ),
+]
+
+
 class IRevNetTest(TestCase):
-    def test_invertible(self):
-        for name, kwargs in (
-            ("cifar", CIFAR_LIKE),
-            ("imagenet", IMAGENET_LIKE),
-        ):
-            for dtype, rtol in (("float32", 1e-5), ("float64", 1e-12)):
-                with self.subTest(layout=name, dtype=dtype):
-                    backbone = IRevNet(dtype=dtype, **kwargs)
-                    randomize_batch_norm(backbone)
-                    self.assert_invertible(
-                        backbone,
-                        images(kwargs["image_shape"], dtype=dtype),
-                        rtol,
-                    )
+    @parameterized.product(
+        layout=("cifar", "imagenet"),
+        dtype_and_rtol=(("float32", 1e-5), ("float64", 1e-12)),
+    )
+    def test_invertible(self, layout, dtype_and_rtol):
+        dtype, rtol = dtype_and_rtol
+        kwargs = {"cifar": CIFAR_LIKE, "imagenet": IMAGENET_LIKE}[layout]
+        backbone = IRevNet(dtype=dtype, **kwargs)
+        randomize_batch_norm(backbone)
+        self.assert_invertible(
+            backbone, images(kwargs["image_shape"], dtype=dtype), rtol
+        )
 
     def test_cifar10_preset_invertible_in_float32(self):
         backbone = IRevNet.from_preset("cifar10")
@@ -103,33 +110,10 @@ class IRevNetTest(TestCase):
         self.assert_config_complete(backbone)
         self.run_serialization_test(backbone, images((16, 16, 3)))
 
-    def test_invalid_arguments(self):
-        cases = [
-            (
-                dict(stage_depths=[2, 2]),
-                r"same length.*stage_depths of length 2",
-            ),
-            (dict(stage_strides=[1, 3, 2]), r"stage_strides=\[1, 3, 2\]"),
-            (dict(stage_depths=[2, 0, 2]), r"stage_depths=\[2, 0, 2\]"),
-            (
-                dict(image_shape=(18, 16, 3)),
-                r"divisible by 4.*image_shape=\(18, 16, 3\)",
-            ),
-            (dict(image_shape=(16, 16, None)), r"channel count"),
-            (dict(initial_block_size=0), r"initial_block_size=0"),
-            (
-                dict(stage_filters=[16, 64, 64]),
-                r"stage_filters\[2\]=64.*out_channels",
-            ),
-            (
-                dict(stage_filters=[1, 4, 16]),
-                r"Stage 0 .*negative.*in_channels=3, out_channels=1",
-            ),
-        ]
-        for overrides, message in cases:
-            with self.subTest(**{k: str(v) for k, v in overrides.items()}):
-                with self.assertRaisesRegex(ValueError, message):
-                    IRevNet(**dict(CIFAR_LIKE, **overrides))
+    @parameterized.parameters(*_INVALID_ARGUMENTS_CASES)
+    def test_invalid_arguments(self, overrides, message):
+        with self.assertRaisesRegex(ValueError, message):
+            IRevNet(**dict(CIFAR_LIKE, **overrides))
 
     def test_odd_channels_cannot_be_downsampled_in_halves(self):
         with self.assertRaisesRegex(

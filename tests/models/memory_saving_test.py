@@ -13,11 +13,11 @@ from absl.testing import parameterized
 import irevnet_tf
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.testing.layouts import CIFAR_LIKE
+from irevnet_tf.testing.layouts import IMAGENET_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from irevnet_tf.testing.test_case import relative_error
-from tests.models.irevnet_test import CIFAR_LIKE
-from tests.models.irevnet_test import IMAGENET_LIKE
 
 LAYOUTS = {"cifar": CIFAR_LIKE, "imagenet": IMAGENET_LIKE}
 # Worst variable measured: ~5e-14 in float64 and ~7e-6 in float32.
@@ -78,26 +78,25 @@ class MemorySavingTest(TestCase):
             else:
                 self.assertLessEqual(relative_error(a, e), rtol, name)
 
-    def test_gradients_equal_autodiff(self):
-        regimes = {
+    @parameterized.product(
+        layout=tuple(LAYOUTS),
+        dtype=tuple(TOLERANCES),
+        regime=("eager", "graph", "xla"),
+    )
+    def test_gradients_equal_autodiff(self, layout, dtype, regime):
+        compute = {
             "eager": loss_gradients,
             "graph": tf.function(loss_gradients),
             "xla": tf.function(loss_gradients, jit_compile=True),
-        }
-        for layout in LAYOUTS:
-            for dtype, rtol in TOLERANCES.items():
-                for regime, compute in regimes.items():
-                    with self.subTest(
-                        layout=layout, dtype=dtype, regime=regime
-                    ):
-                        plain, saving = twin_classifiers(layout, dtype)
-                        images, labels = batch(layout, dtype=dtype)
-                        self.assert_gradients_match(
-                            plain,
-                            compute(plain, images, labels),
-                            compute(saving, images, labels),
-                            rtol,
-                        )
+        }[regime]
+        plain, saving = twin_classifiers(layout, dtype)
+        images, labels = batch(layout, dtype=dtype)
+        self.assert_gradients_match(
+            plain,
+            compute(plain, images, labels),
+            compute(saving, images, labels),
+            TOLERANCES[dtype],
+        )
 
     def test_batch_norm_statistics_update_once(self):
         plain, saving = twin_classifiers("cifar")
@@ -128,28 +127,25 @@ class MemorySavingTest(TestCase):
         other = loss_gradients(plain, images, labels)
         self.assertGreater(relative_error(other[0], expected[0]), 1e-3)
 
-    def test_train_on_batch_and_fit(self):
+    @parameterized.named_parameters(("no_xla", False), ("xla", True))
+    def test_train_on_batch_and_fit(self, jit_compile):
         # In float64: three SGD steps from these random weights are chaotic
         # in float32 (a relative change of 1e-6 in the initial weights moved
         # trained ones by up to 14%, measured), so any two float32 programs
         # that round differently (XLA fuses plain autodiff and memory saving
         # differently) end far apart, and a float32 comparison tests luck.
-        for jit_compile in (False, True):
-            with self.subTest(jit_compile=jit_compile):
-                plain, saving = twin_classifiers("cifar", "float64")
-                images, labels = batch("cifar", size=8, dtype="float64")
-                for model in (plain, saving):
-                    model.compile(
-                        keras.optimizers.SGD(0.1, momentum=0.9),
-                        keras.losses.SparseCategoricalCrossentropy(
-                            from_logits=True
-                        ),
-                        jit_compile=jit_compile,
-                    )
-                    model.train_on_batch(images, labels)
-                    model.fit(images, labels, batch_size=4, verbose=0)
-                for p, s in zip(plain.variables, saving.variables):
-                    self.assertAllClose(s, p, atol=1e-5, rtol=1e-4, msg=p.path)
+        plain, saving = twin_classifiers("cifar", "float64")
+        images, labels = batch("cifar", size=8, dtype="float64")
+        for model in (plain, saving):
+            model.compile(
+                keras.optimizers.SGD(0.1, momentum=0.9),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=jit_compile,
+            )
+            model.train_on_batch(images, labels)
+            model.fit(images, labels, batch_size=4, verbose=0)
+        for p, s in zip(plain.variables, saving.variables):
+            self.assertAllClose(s, p, atol=1e-5, rtol=1e-4, msg=p.path)
 
     @parameterized.named_parameters(
         ("float32", "float32"),

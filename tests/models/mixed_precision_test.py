@@ -11,10 +11,10 @@ from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf.datasets import digits
 from irevnet_tf.layers import stream_precision
+from irevnet_tf.testing.layouts import CIFAR_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from irevnet_tf.testing.test_case import relative_error
-from tests.models.irevnet_test import CIFAR_LIKE
 
 POLICIES = (("float16", "mixed_float16"), ("bfloat16", "mixed_bfloat16"))
 
@@ -113,12 +113,13 @@ class MixedPrecisionTest(TestCase):
         self.assertAllEqual(backbone.inverse(backbone(x)), rounded)
 
     @parameterized.named_parameters(
-        (name + regime, policy, regime == "_xla")
+        (f"{name}{regime}_seed{seed}", policy, regime == "_xla", seed)
         for name, policy in POLICIES
         for regime in ("", "_xla")
+        for seed in (0, 1)
     )
     def test_memory_saving_gradients_as_close_to_float64_as_autodiff(
-        self, policy, jit_compile
+        self, policy, jit_compile, seed
     ):
         # The measure: distance to the float64 gradient of the same
         # weights, memory saving at most 1.5 times plain autodiff's. These
@@ -129,29 +130,27 @@ class MixedPrecisionTest(TestCase):
         images = np.random.rand(8, 16, 16, 3)
         labels = np.arange(8) % 10
         compute = tf.function(loss_gradients, jit_compile=jit_compile)
-        for seed in (0, 1):
-            keras.utils.set_random_seed(seed)
-            reference = IRevNetClassifier(
-                IRevNet(memory_saving=False, dtype="float64", **CIFAR_LIKE),
-                10,
-                dtype="float64",
+        keras.utils.set_random_seed(seed)
+        reference = IRevNetClassifier(
+            IRevNet(memory_saving=False, dtype="float64", **CIFAR_LIKE),
+            10,
+            dtype="float64",
+        )
+        randomize_batch_norm(reference, seed)
+        expected = tf.function(loss_gradients)(
+            reference, tf.constant(images), labels
+        )
+        errors = {}
+        for memory_saving in (False, True):
+            model = IRevNetClassifier(
+                IRevNet(memory_saving=memory_saving, **CIFAR_LIKE), 10
             )
-            randomize_batch_norm(reference, seed)
-            expected = tf.function(loss_gradients)(
-                reference, tf.constant(images), labels
+            model.set_weights(reference.get_weights())
+            actual = compute(
+                model, tf.constant(images.astype("float32")), labels
             )
-            errors = {}
-            for memory_saving in (False, True):
-                model = IRevNetClassifier(
-                    IRevNet(memory_saving=memory_saving, **CIFAR_LIKE), 10
-                )
-                model.set_weights(reference.get_weights())
-                actual = compute(
-                    model, tf.constant(images.astype("float32")), labels
-                )
-                errors[memory_saving] = relative_error(actual, expected)
-            with self.subTest(seed=seed):
-                self.assertLessEqual(errors[True], 1.5 * errors[False])
+            errors[memory_saving] = relative_error(actual, expected)
+            self.assertLessEqual(errors[True], 1.5 * errors[False])
 
     @parameterized.named_parameters(*POLICIES)
     def test_fit_on_digits_converges_like_float32(self, policy):

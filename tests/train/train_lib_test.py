@@ -1,6 +1,10 @@
+"""train_and_evaluate in process, and the optimizer it trains with."""
+
 import glob
 import json
 import os
+import re
+import shutil
 import tempfile
 
 import keras
@@ -11,10 +15,12 @@ import torch
 from absl.testing import parameterized
 
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.cli import UsageError
+from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
+from train import distribute
 from train import train_lib
-from train.configs import recipes
 from train.configs.base import TrainConfig
 from train.optimizers import SGDWithL2
 
@@ -41,153 +47,6 @@ def manual_dir_with_archives(test):
     for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"):
         open(os.path.join(manual_dir, name), "w").close()
     return manual_dir
-
-
-class ResolveConfigTest(TestCase):
-    @parameterized.named_parameters(
-        ("digits", "digits", "digits", "digits", 16, 64, 20, None),
-        ("cifar10", "cifar10", "cifar", "cifar10", 32, 128, 200, None),
-        ("cifar100", "cifar100", "cifar", "cifar10", 32, 128, 200, None),
-        (
-            "imagenet2012",
-            "imagenet2012",
-            "imagenet",
-            "irevnet301",
-            224,
-            256,
-            None,
-            600_000,
-        ),
-        ("folder", "folder:/data/pets", "cifar", "cifar10", 32, 128, 200, None),
-    )
-    def test_defaults(
-        self, dataset, recipe, preset, image_size, batch, epochs, steps
-    ):
-        config, resolved_recipe = train_lib.resolve_config(
-            TrainConfig(dataset=dataset)
-        )
-        self.assertEqual(config.recipe, recipe)
-        self.assertEqual(resolved_recipe.name, recipe)
-        self.assertEqual(config.preset, preset)
-        self.assertEqual(config.image_size, image_size)
-        self.assertEqual(config.batch_size, batch)
-        self.assertEqual(config.epochs, epochs)
-        self.assertEqual(config.train_steps, steps)
-        self.assertEqual(config.momentum, 0.9)
-        self.assertEqual(config.learning_rate, 0.1)
-
-    def test_paper_weight_decay(self):
-        for dataset, decay in (("cifar10", 5e-4), ("imagenet2012", 1e-4)):
-            with self.subTest(dataset=dataset):
-                config, _ = train_lib.resolve_config(TrainConfig(dataset))
-                self.assertEqual(config.weight_decay, decay)
-
-    def test_flags_override_the_recipe(self):
-        config, _ = train_lib.resolve_config(
-            TrainConfig(
-                dataset="cifar10",
-                recipe="imagenet",
-                batch_size=32,
-                learning_rate=0.05,
-                lr_schedule="cosine",
-                train_steps=10,
-                image_size=64,
-            )
-        )
-        self.assertEqual(
-            (config.batch_size, config.learning_rate, config.lr_schedule),
-            (32, 0.05, "cosine"),
-        )
-        self.assertEqual((config.epochs, config.train_steps), (None, 10))
-        self.assertEqual(config.weight_decay, 1e-4)  # From the recipe.
-        self.assertEqual(config.image_size, 64)
-
-    @parameterized.named_parameters(
-        ("dataset", dict(dataset="mnist"), "Unknown dataset 'mnist'"),
-        ("folder_path", dict(dataset="folder:"), "needs a path"),
-        ("preset", dict(preset="resnet50"), "Unknown preset 'resnet50'"),
-        ("recipe", dict(recipe="fast"), "Unknown recipe 'fast'"),
-        ("image_size", dict(image_size=20), "not divisible by 8"),
-        ("length", dict(epochs=2, train_steps=5), "not both"),
-        ("batch", dict(batch_size=0), "batch_size=0"),
-        ("momentum", dict(momentum=1.0), "momentum=1.0"),
-        ("rate", dict(learning_rate=-1.0), "learning_rate=-1.0"),
-        ("decay", dict(weight_decay=-1e-4), "weight_decay=-0.0001"),
-        ("schedule", dict(lr_schedule="linear"), "lr_schedule='linear'"),
-        ("strategy", dict(strategy="tpu"), "strategy='tpu'"),
-        ("checkpoints", dict(checkpoint_steps=0), "checkpoint_steps=0"),
-    )
-    def test_bad_settings(self, overrides, message):
-        with self.assertRaisesRegex(ValueError, message):
-            train_lib.resolve_config(TrainConfig(**overrides))
-
-    def test_model_dir_that_is_a_file(self):
-        path = os.path.join(fresh_dir(self), "model")
-        open(path, "w").close()
-        with self.assertRaisesRegex(ValueError, "is a file"):
-            train_lib.resolve_config(TrainConfig(model_dir=path))
-
-
-class LearningRateScheduleTest(TestCase):
-    def test_cifar_steps_as_the_authors(self):
-        # 200 epochs of one step: epochs 1-60 use 0.1, 61-120 0.02, 121-160
-        # 0.004, 161-200 0.0008 (pytorch-i-revnet utils_cifar.learning_rate).
-        recipe = recipes.CIFAR
-        schedule = train_lib.learning_rate_schedule(
-            "step", 0.1, 200, recipe.lr_boundaries, recipe.lr_decay_factor
-        )
-        for epoch, expected in ((1, 0.1), (60, 0.1), (61, 0.02), (120, 0.02)):
-            with self.subTest(epoch=epoch):
-                # The update of epoch e sees e - 1 steps taken.
-                self.assertAllClose(schedule(epoch - 1), expected)
-        for epoch, expected in ((121, 0.004), (161, 0.0008), (200, 0.0008)):
-            with self.subTest(epoch=epoch):
-                self.assertAllClose(schedule(epoch - 1), expected)
-
-    def test_imagenet_divides_by_ten_every_160k(self):
-        recipe = recipes.IMAGENET
-        schedule = train_lib.learning_rate_schedule(
-            "step", 0.1, 600_000, recipe.lr_boundaries, recipe.lr_decay_factor
-        )
-        for step, expected in (
-            (0, 0.1),
-            (159_999, 0.1),
-            (160_000, 0.01),
-            (320_000, 0.001),
-            (480_000, 0.0001),
-            (599_999, 0.0001),
-        ):
-            with self.subTest(step=step):
-                self.assertAllClose(schedule(step), expected)
-
-    def test_cosine_and_constant(self):
-        cosine = train_lib.learning_rate_schedule("cosine", 0.1, 100)
-        self.assertAllClose(cosine(0), 0.1)
-        self.assertAllClose(cosine(50), 0.05)
-        self.assertAllClose(cosine(100), 0.0)
-        self.assertEqual(
-            train_lib.learning_rate_schedule("constant", 0.3, 9), 0.3
-        )
-
-
-class FitPhasesTest(TestCase):
-    @parameterized.named_parameters(
-        ("fresh", 0, 44, 22, [(0, 2, 22)]),
-        ("mid_epoch", 5, 44, 22, [(0, 1, 17), (1, 2, 22)]),
-        ("epoch_boundary", 22, 44, 22, [(1, 2, 22)]),
-        ("last_epoch", 30, 44, 22, [(1, 2, 14)]),
-        ("finished", 44, 44, 22, []),
-        ("partial_last_epoch", 0, 50, 22, [(0, 2, 22), (2, 3, 6)]),
-        ("resumed_partial", 30, 50, 22, [(1, 2, 14), (2, 3, 6)]),
-        ("shorter_than_an_epoch", 3, 10, 22, [(0, 1, 7)]),
-    )
-    def test_phases(self, start, total, per_epoch, expected):
-        phases = train_lib.fit_phases(start, total, per_epoch)
-        self.assertEqual(phases, expected)
-        self.assertEqual(
-            sum((end - begin) * steps for begin, end, steps in phases),
-            total - start,
-        )
 
 
 class SGDWithL2Test(TestCase):
@@ -330,7 +189,7 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_bad_input_writes_nothing(self):
         model_dir = os.path.join(fresh_dir(self), "run")
-        with self.assertRaisesRegex(train_lib.UsageError, "Unknown preset"):
+        with self.assertRaisesRegex(UsageError, "Unknown preset"):
             train_lib.train_and_evaluate(
                 TrainConfig(preset="tiny", model_dir=model_dir)
             )
@@ -338,7 +197,7 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_batch_larger_than_the_training_set(self):
         with self.assertRaisesRegex(
-            train_lib.UsageError, "larger than the 1437 training examples"
+            UsageError, "larger than the 1437 training examples"
         ):
             train_lib.train_and_evaluate(
                 TrainConfig(
@@ -350,15 +209,197 @@ class TrainAndEvaluateTest(TestCase):
 
     def test_multi_worker_needs_a_cluster(self):
         with self.assertRaisesRegex(ValueError, "TF_CONFIG"):
-            train_lib.make_strategy("multi_worker")
+            distribute.make_strategy("multi_worker")
 
     def test_resume_with_other_settings_is_refused(self):
         model_dir = fresh_dir(self)
         with open(os.path.join(model_dir, "config.json"), "w") as f:
             json.dump({"config": {"dataset": "digits", "preset": "cifar10"}}, f)
         with self.assertRaisesRegex(
-            train_lib.UsageError, "preset='cifar10' \\(now 'digits'\\)"
+            UsageError, "preset='cifar10' \\(now 'digits'\\)"
         ):
             train_lib.train_and_evaluate(
                 TrainConfig(model_dir=model_dir, data_dir=prepared_digits_dir())
             )
+
+
+def tiny_digits(model_dir, **overrides):
+    return TrainConfig(
+        **dict(
+            dict(
+                train_steps=2,
+                batch_size=16,
+                model_dir=model_dir,
+                data_dir=prepared_digits_dir(),
+                memory_saving=False,
+                reconstruction_examples=16,
+                verbose=0,
+            ),
+            **overrides,
+        )
+    )
+
+
+def snapshot(directory):
+    """`{relative path: bytes}` of every file under `directory`."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+class RunDirectoryTest(TestCase):
+    """Another command on a finished run's directory (issue 11, 2 and 5)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.finished = tempfile.mkdtemp()
+        cls.metrics = train_lib.train_and_evaluate(tiny_digits(cls.finished))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.finished, ignore_errors=True)
+        super().tearDownClass()
+
+    def copy_of_finished_run(self):
+        model_dir = os.path.join(fresh_dir(self), "run")
+        shutil.copytree(self.finished, model_dir)
+        return model_dir
+
+    @parameterized.named_parameters(
+        (
+            "learning_rate",
+            dict(learning_rate=0.001),
+            "learning_rate=0.1 (now 0.001)",
+        ),
+        ("batch_size", dict(batch_size=32), "batch_size=16 (now 32)"),
+        (
+            "longer",
+            dict(train_steps=None, epochs=3),
+            "epochs=None (now 3), train_steps=2 (now None)",
+        ),
+        ("seed", dict(seed=1), "seed=0 (now 1)"),
+        (
+            "memory_saving",
+            dict(memory_saving=True),
+            "memory_saving=False (now True)",
+        ),
+    )
+    def test_other_settings_are_refused_and_nothing_written(
+        self, overrides, message
+    ):
+        model_dir = self.copy_of_finished_run()
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError,
+            f"holds a run with other settings: {re.escape(message)}\\. Pass",
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir, **overrides))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_settings_that_do_not_change_the_model_may_differ(self):
+        model_dir = self.copy_of_finished_run()
+        config_json = snapshot(model_dir)["config.json"]
+        metrics = train_lib.train_and_evaluate(
+            tiny_digits(
+                model_dir, checkpoint_steps=7, reconstruction_examples=8
+            )
+        )
+        self.assertEqual(metrics["initial_step"], 2)
+        self.assertEqual(metrics["reconstruction_examples"], 8)
+        self.assertEqual(
+            metrics["test_accuracy"], self.metrics["test_accuracy"]
+        )
+        # config.json still describes the run that trained the model.
+        self.assertEqual(snapshot(model_dir)["config.json"], config_json)
+
+    def test_checkpoints_without_config_json_are_refused(self):
+        model_dir = self.copy_of_finished_run()
+        os.remove(os.path.join(model_dir, "config.json"))
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError, "holds .*state.weights.h5 but no config.json"
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir, image_size=24))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_truncated_checkpoint_is_named_and_nothing_written(self):
+        model_dir = self.copy_of_finished_run()
+        path = os.path.join(model_dir, "checkpoints", "state.weights.h5")
+        with open(path, "r+b") as f:
+            f.truncate(1000)
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError,
+            f"The checkpoint {re.escape(path)} cannot be read .* Delete it",
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir))
+        self.assertEqual(snapshot(model_dir), before)
+
+    def test_stale_staging_is_removed(self):
+        model_dir = self.copy_of_finished_run()
+        for where in ("", "checkpoints"):
+            os.makedirs(
+                os.path.join(model_dir, where, ".staging-killed", "x.h5")
+            )
+        train_lib.train_and_evaluate(tiny_digits(model_dir))
+        for where in ("", "checkpoints"):
+            self.assertNotIn(
+                ".staging-killed", os.listdir(os.path.join(model_dir, where))
+            )
+
+    def test_finished_run_is_exported_once(self):
+        model_dir = self.copy_of_finished_run()
+        export_dir = os.path.join(fresh_dir(self), "serving")
+        first = train_lib.train_and_evaluate(
+            tiny_digits(model_dir, export_dir=export_dir)
+        )
+        again = train_lib.train_and_evaluate(
+            tiny_digits(model_dir, export_dir=export_dir)
+        )
+        self.assertEqual(first["export"]["version"], 1)
+        self.assertEqual(again["export"], first["export"])
+        self.assertEqual(
+            os.listdir(os.path.join(export_dir, "irevnet_forward")), ["1"]
+        )
+
+    def test_unwritable_output_directories(self):
+        a_file = os.path.join(fresh_dir(self), "file")
+        open(a_file, "w").close()
+        model_dir = os.path.join(fresh_dir(self), "run")
+        for overrides, message in (
+            (dict(export_dir=a_file), "`export_dir` must be a directory"),
+            (
+                dict(export_dir=os.path.join(a_file, "serving")),
+                "lies under the file",
+            ),
+        ):
+            with self.assertRaisesRegex(UsageError, message):
+                train_lib.train_and_evaluate(
+                    tiny_digits(model_dir, **overrides)
+                )
+        self.assertFalse(os.path.exists(model_dir))
+
+
+class FolderDatasetTest(TestCase):
+    def test_grayscale_folder_with_the_cifar_recipe_trains(self):
+        root = fresh_dir(self)
+        write_digit_folder(root, classes=(0, 1, 2), per_class=10)
+        metrics = train_lib.train_and_evaluate(
+            TrainConfig(
+                dataset=f"folder:{root}",
+                preset="digits",  # One channel.
+                image_size=16,
+                batch_size=4,
+                train_steps=2,
+                model_dir=os.path.join(fresh_dir(self), "run"),
+                memory_saving=False,
+                verbose=0,
+            )
+        )
+        self.assertEqual(metrics["recipe"], "cifar")  # Random crops.
+        self.assertEqual(metrics["steps"], 2)

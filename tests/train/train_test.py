@@ -1,8 +1,8 @@
 """The training program as users run it: real processes, real files."""
 
-import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -10,39 +10,19 @@ import sys
 import tempfile
 import time
 
-import h5py
 import keras
 import pytest
+from absl.testing import parameterized
 
+from irevnet_tf.testing.digit_files import prepared_digits_dir
+from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
-from tests.datasets.digit_files import prepared_digits_dir
-from tests.datasets.digit_files import write_digit_folder
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-# Generous: these processes share two cores with the rest of the suite.
-TIMEOUT = 900
-
-
-def environment(**extra):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def train_command(*flags):
-    return [sys.executable, "-m", "train.train", *flags]
-
-
-def run(*flags, env=None):
-    return subprocess.run(
-        train_command(*flags),
-        cwd=REPO,
-        env=env or environment(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+from irevnet_tf.testing.train_runs import REPO
+from irevnet_tf.testing.train_runs import TIMEOUT
+from irevnet_tf.testing.train_runs import environment
+from irevnet_tf.testing.train_runs import optimizer_steps
+from irevnet_tf.testing.train_runs import run
+from irevnet_tf.testing.train_runs import train_command
 
 
 def fresh_dir(test):
@@ -53,13 +33,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def optimizer_steps(model_dir):
-    # The optimizer's step counter, as saved in the training state.
-    path = os.path.join(model_dir, "checkpoints", "state.weights.h5")
-    with h5py.File(path, "r") as f:
-        return int(f["optimizer"]["vars"]["0"][()])
 
 
 def digit_folder(test):
@@ -246,6 +219,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from irevnet_tf.cli import UsageError
 from train import train_lib
 from train.configs.base import TrainConfig
 config = dict(dataset="folder:{root}", preset="digits", recipe="digits",
@@ -253,7 +227,7 @@ config = dict(dataset="folder:{root}", preset="digits", recipe="digits",
               model_dir="{model_dir}", memory_saving=False, verbose=0)
 try:
     train_lib.train_and_evaluate(TrainConfig(batch_size=15, **config))
-except train_lib.UsageError as error:
+except UsageError as error:
     print("USAGE_ERROR", error)
 metrics = train_lib.train_and_evaluate(TrainConfig(batch_size=8, **config))
 print("METRICS", json.dumps(metrics))
@@ -283,69 +257,174 @@ print("METRICS", json.dumps(metrics))
         self.assertEqual(optimizer_steps(model_dir), 3)
 
 
+def corrupt_folder(base):
+    root = os.path.join(base, "corrupt")
+    write_digit_folder(root, classes=(0, 1), per_class=3)
+    broken = os.path.join(root, "digit1", "broken.png")
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\nnot an image")
+    return [
+        f"--dataset=folder:{root}"
+    ], f"Image {broken} cannot be read or decoded"
+
+
+def unreadable_folder(base):
+    root = os.path.join(base, "unreadable")
+    write_digit_folder(root, classes=(0, 1), per_class=3)
+    os.makedirs(os.path.join(root, "digit0", "folder.jpg"))
+    return [f"--dataset=folder:{root}"], "folder.jpg cannot be read"
+
+
+def empty_folder(base):
+    root = os.path.join(base, "empty")
+    os.makedirs(root)
+    return [f"--dataset=folder:{root}"], "holds no class folders"
+
+
+def one_class_folder(base):
+    root = os.path.join(base, "one_class")
+    write_digit_folder(root, classes=(7,), per_class=10)
+    return (
+        [f"--dataset=folder:{root}", "--batch_size=2"],
+        "holds 1 class; a classifier needs at least two",
+    )
+
+
+def folder_without_test_images(base):
+    # One image per class: by the folder's path rule, none is held out.
+    root = os.path.join(base, "tiny")
+    write_digit_folder(root, classes=(0, 1), per_class=1)
+    return (
+        [f"--dataset=folder:{root}", "--batch_size=1"],
+        f"The test split of folder:{root} is empty",
+    )
+
+
+def imagenet_without_archives(base):
+    manual = os.path.join(base, "manual")
+    os.makedirs(manual)
+    return (
+        ["--dataset=imagenet2012", f"--manual_dir={manual}"],
+        "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar",
+    )
+
+
+def a_file(base):
+    path = os.path.join(base, "a_file")
+    open(path, "w").close()
+    return path
+
+
+def fixed(flags, message):
+    return lambda base: (flags, message)
+
+
+# Each: fn(base directory) -> (flags, what the error line says).
+BAD_INPUT = {
+    "unknown_dataset": fixed(["--dataset=mnist"], "Unknown dataset 'mnist'"),
+    "unknown_preset": fixed(["--preset=resnet50"], "Unknown preset"),
+    "image_size": fixed(["--image_size=30"], "is not divisible by 8"),
+    "imagenet_manual_dir": imagenet_without_archives,
+    "missing_folder": lambda base: (
+        [f"--dataset=folder:{base}/nowhere"],
+        "does not exist",
+    ),
+    "empty_folder": empty_folder,
+    "corrupt_image": corrupt_folder,
+    "unreadable_image": unreadable_folder,
+    "one_class": one_class_folder,
+    "no_test_images": folder_without_test_images,
+    "enum_flag": fixed(
+        ["--recipe=fast"], "flag --recipe=fast: value should be one of"
+    ),
+    "integer_flag": fixed(["--batch_size=many"], "--batch_size"),
+    "stray_argument": fixed(["train"], "Unexpected arguments: train"),
+    "infinite_learning_rate": fixed(
+        ["--learning_rate=inf"], "`learning_rate` must be finite"
+    ),
+    "nan_weight_decay": fixed(["--weight_decay=nan"], "weight_decay=nan"),
+    "model_dir_is_a_file": lambda base: (
+        [f"--model_dir={a_file(base)}"],
+        "`model_dir` must be a directory",
+    ),
+    "export_dir_is_a_file": lambda base: (
+        [f"--export_dir={a_file(base)}"],
+        "`export_dir` must be a directory",
+    ),
+}
+
+
 @pytest.mark.large
 class BadInputTest(TestCase):
-    """One line on stderr, exit status 2, no traceback, nothing written."""
+    """One line on stderr, exit status 2, no traceback, nothing written.
 
-    def test_bad_input(self):
+    With oneDNN on and off, and without TF_CPP_MIN_LOG_LEVEL: TensorFlow's
+    notices would be lines of their own.
+    """
+
+    @parameterized.named_parameters(
+        (f"{case}_onednn{onednn}", case, onednn)
+        for case in sorted(BAD_INPUT)
+        for onednn in ("0", "1")
+    )
+    def test_bad_input(self, case, onednn):
         base = fresh_dir(self)
-        empty = os.path.join(base, "empty")
-        os.makedirs(empty)
-        corrupt = os.path.join(base, "corrupt")
-        write_digit_folder(corrupt, classes=(0, 1), per_class=3)
-        broken = os.path.join(corrupt, "digit1", "broken.png")
-        with open(broken, "wb") as f:
-            f.write(b"\x89PNG\r\n\x1a\nnot an image")
-        unreadable = os.path.join(base, "unreadable")
-        write_digit_folder(unreadable, classes=(0, 1), per_class=3)
-        os.makedirs(os.path.join(unreadable, "digit0", "folder.jpg"))
-        manual = os.path.join(base, "manual")
-        os.makedirs(manual)
-        cases = {
-            "unknown_dataset": (["--dataset=mnist"], "Unknown dataset 'mnist'"),
-            "unknown_preset": (["--preset=resnet50"], "Unknown preset"),
-            "image_size": (["--image_size=30"], "is not divisible by 8"),
-            "imagenet_manual_dir": (
-                ["--dataset=imagenet2012", f"--manual_dir={manual}"],
-                "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar",
-            ),
-            "missing_folder": (
-                [f"--dataset=folder:{base}/nowhere"],
-                "does not exist",
-            ),
-            "empty_folder": (
-                [f"--dataset=folder:{empty}"],
-                "holds no class folders",
-            ),
-            "corrupt_image": (
-                [f"--dataset=folder:{corrupt}"],
-                f"Image {broken} cannot be read or decoded",
-            ),
-            "unreadable_image": (
-                [f"--dataset=folder:{unreadable}"],
-                "folder.jpg cannot be read",
-            ),
-            "enum_flag": (
-                ["--recipe=fast"],
-                "flag --recipe=fast: value should be one of",
-            ),
-            "integer_flag": (["--batch_size=many"], "--batch_size"),
-            "stray_argument": (["train"], "Unexpected arguments: train"),
-        }
+        flags, message = BAD_INPUT[case](base)
+        model_dir = os.path.join(base, "runs", "run")
+        result = run(
+            f"--model_dir={model_dir}",
+            f"--data_dir={prepared_digits_dir()}",
+            *flags,
+            env=environment(onednn=onednn),
+        )
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertLen(lines, 1, result.stderr[-2000:])
+        self.assertTrue(lines[0].startswith("train: error: "))
+        self.assertIn(message, lines[0])
+        self.assertFalse(os.path.exists(model_dir))
 
-        def attempt(name):
-            flags, message = cases[name]
-            model_dir = os.path.join(base, "runs", name)
-            result = run(f"--model_dir={model_dir}", *flags)
-            return name, message, model_dir, result
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(attempt, cases))
-        for name, message, model_dir, result in results:
-            with self.subTest(case=name):
-                lines = result.stderr.strip().splitlines()
-                self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-                self.assertLen(lines, 1, result.stderr[-2000:])
-                self.assertTrue(lines[0].startswith("train: error: "))
-                self.assertIn(message, lines[0])
-                self.assertFalse(os.path.exists(model_dir))
+    @parameterized.named_parameters(
+        ("model_dir", ["--model_dir={locked}/run"], "model_dir"),
+        (
+            "export_dir",
+            ["--model_dir={free}/run", "--export_dir={locked}/serving"],
+            "export_dir",
+        ),
+    )
+    def test_unwritable_directory(self, flag_templates, flag):
+        # Root writes anywhere: the program drops to `nobody` once imported,
+        # as a user without write access to the directory would run it.
+        base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        locked = os.path.join(base, "locked")
+        free = os.path.join(base, "free")
+        os.mkdir(locked, 0o755)
+        os.mkdir(free)
+        os.chmod(free, 0o777)
+        flags = [f.format(locked=locked, free=free) for f in flag_templates]
+        script = (
+            "import os, sys\n"
+            "from train import train, train_lib  # Imported as root.\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            "sys.argv = ['train', *sys.argv[1:]]\n"
+            "train.run()\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, *flags],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertLen(lines, 1, result.stderr[-2000:])
+        self.assertRegex(
+            lines[0],
+            f"train: error: Cannot write to {locked} .* Received: {flag}=",
+        )
+        self.assertEqual(os.listdir(locked), [])
+        self.assertEqual(os.listdir(free), [])

@@ -1,4 +1,8 @@
-"""Real test data on disk: scikit-learn's digits as tfds files and PNGs."""
+"""Real test data on disk: scikit-learn's digits as tfds files and PNGs.
+
+Shared by the tests of the datasets, the training program, the analyses and
+the notebook (scikit-learn's digits need no download).
+"""
 
 import atexit
 import functools

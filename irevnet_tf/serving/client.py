@@ -1,10 +1,12 @@
 """Requests to TensorFlow Serving for the exported i-RevNet models.
 
-The model server (see `export_lib`) serves a forward model, images to
-`logits`, `probabilities` and `features`, and an inverse model, `features`
-back to images. This module builds its REST JSON bodies and gRPC
-`PredictRequest`s and reads the responses back into numpy arrays. It needs
-`tensorflow` and `tensorflow-serving-api` only, not this project's models.
+The model server (see `export/export_lib.py` and `signatures`) serves a
+forward model, images to `logits`, `probabilities` and `features`, and an
+inverse model, `features` back to images. This module builds its REST JSON
+bodies and gRPC `PredictRequest`s and reads the responses back into numpy
+arrays. It needs `tensorflow` and `tensorflow-serving-api` only:
+
+    from irevnet_tf.serving import client
 
 Example (gRPC):
 
@@ -30,16 +32,17 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-FORWARD_NAME = "irevnet_forward"
-INVERSE_NAME = "irevnet_inverse"
-SIGNATURE_NAME = "serving_default"
-FORWARD_INPUT = "images"
-FORWARD_OUTPUTS = ("logits", "probabilities", "features")
-INVERSE_INPUT = "features"
-INVERSE_OUTPUTS = ("images",)
-# The model server's default ports.
-GRPC_PORT = 8500
-REST_PORT = 8501
+# The names are part of this module's interface (`client.FORWARD_OUTPUTS`).
+from irevnet_tf.serving.signatures import FORWARD_INPUT
+from irevnet_tf.serving.signatures import FORWARD_NAME
+from irevnet_tf.serving.signatures import FORWARD_OUTPUTS
+from irevnet_tf.serving.signatures import GRPC_PORT
+from irevnet_tf.serving.signatures import INVERSE_INPUT
+from irevnet_tf.serving.signatures import INVERSE_NAME
+from irevnet_tf.serving.signatures import INVERSE_OUTPUTS  # noqa: F401
+from irevnet_tf.serving.signatures import REST_PORT
+from irevnet_tf.serving.signatures import SIGNATURE_NAME
+
 # gRPC clients refuse messages over 4 MiB by default; the features of a batch
 # of 64 CIFAR images are 8 MiB (the model server itself has no such limit).
 GRPC_CHANNEL_OPTIONS = (

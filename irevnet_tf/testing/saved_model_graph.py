@@ -1,43 +1,26 @@
-"""Small models and SavedModel inspection shared by the export tests."""
+"""What a SavedModel's signature runs: its graph nodes, and training ops."""
 
 import collections
 
-import keras
 from tensorflow.core.protobuf import saved_model_pb2
 
-from irevnet_tf import IRevNet
-from irevnet_tf import IRevNetClassifier
-from irevnet_tf.testing.test_case import randomize_batch_norm
+# Ops that only training runs: variable updates (BatchNorm statistics).
+# Random numbers (dropout) are found by name, as "Random" ops.
+TRAINING_OPS = (
+    "AssignVariableOp",
+    "AssignAddVariableOp",
+    "AssignSubVariableOp",
+)
 
 
-def small_classifier(
-    image_shape=(16, 16, 3), initial_block_size=1, seed=0, **kwargs
-):
-    """A two-block classifier with random BatchNorm statistics.
-
-    Features are `(8, 8, 64)` for 16x16 images without initial down-sampling.
-    """
-    keras.utils.set_random_seed(seed)
-    model = IRevNetClassifier(
-        IRevNet(
-            stage_depths=[1, 1],
-            stage_filters=[8, 32],
-            stage_strides=[1, 2],
-            initial_block_size=initial_block_size,
-            image_shape=image_shape,
-            **kwargs,
-        ),
-        10,
-    )
-    randomize_batch_norm(model, seed)
-    return model
-
-
-def signature_nodes(export_dir, signature_name="serving_default"):
+def signature_nodes(export_dir: str, signature_name: str = "serving_default"):
     """Every graph node a signature can run, including function bodies.
 
     Starts from the signature's output tensors and follows node inputs and
     the functions that call nodes name (`f` attributes), recursively.
+
+    Returns:
+        A list of `NodeDef`s.
     """
     saved_model = saved_model_pb2.SavedModel()
     with open(f"{export_dir}/saved_model.pb", "rb") as file:
@@ -73,3 +56,20 @@ def signature_nodes(export_dir, signature_name="serving_default"):
                     for n in library[value.func.name].node_def
                 )
     return nodes
+
+
+def training_nodes(nodes) -> list[str]:
+    """Descriptions of the nodes only training would run.
+
+    Custom gradients, BatchNorm in training mode, variable updates and
+    random numbers: an inference graph has none.
+    """
+    found = []
+    for node in nodes:
+        if "_gradient_op_type" in node.attr:
+            found.append(f"{node.op} (custom gradient)")
+        if node.op.startswith("FusedBatchNorm") and node.attr["is_training"].b:
+            found.append(f"{node.op} (training)")
+        if node.op in TRAINING_OPS or "Random" in node.op:
+            found.append(node.op)
+    return found

@@ -6,15 +6,16 @@ import tempfile
 import grpc
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from export import export_lib
-from export import serving_client
+from irevnet_tf.serving import client
+from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
-from tests.export.common import small_classifier
 
 
 def random_array(shape, seed=0):
@@ -29,56 +30,54 @@ def json_round_trip(body):
 class RestTest(TestCase):
     def test_rest_url(self):
         self.assertEqual(
-            serving_client.rest_url("irevnet_forward"),
+            client.rest_url("irevnet_forward"),
             "http://localhost:8501/v1/models/irevnet_forward:predict",
         )
         self.assertEqual(
-            serving_client.rest_url(
+            client.rest_url(
                 "irevnet_inverse", host="server", port=9000, version=3
             ),
             "http://server:9000/v1/models/irevnet_inverse/versions/3:predict",
         )
 
-    def test_row_format_bodies(self):
-        for make_body, name, shape in (
-            (serving_client.forward_rest_body, "images", (2, 4, 4, 3)),
-            (serving_client.inverse_rest_body, "features", (2, 2, 2, 12)),
-        ):
-            with self.subTest(name):
-                array = random_array(shape)
-                body = json_round_trip(make_body(array))
-                self.assertEqual(sorted(body), ["instances", "signature_name"])
-                self.assertEqual(body["signature_name"], "serving_default")
-                self.assertLen(body["instances"], 2)
-                for index, instance in enumerate(body["instances"]):
-                    self.assertEqual(list(instance), [name])
-                    # JSON numbers carry float32 values exactly.
-                    self.assertAllEqual(
-                        np.asarray(instance[name], np.float32), array[index]
-                    )
+    @parameterized.named_parameters(
+        ("forward", "forward_rest_body", "images", (2, 4, 4, 3)),
+        ("inverse", "inverse_rest_body", "features", (2, 2, 2, 12)),
+    )
+    def test_row_format_bodies(self, make_body, name, shape):
+        array = random_array(shape)
+        body = json_round_trip(getattr(client, make_body)(array))
+        self.assertEqual(sorted(body), ["instances", "signature_name"])
+        self.assertEqual(body["signature_name"], "serving_default")
+        self.assertLen(body["instances"], 2)
+        for index, instance in enumerate(body["instances"]):
+            self.assertEqual(list(instance), [name])
+            # JSON numbers carry float32 values exactly.
+            self.assertAllEqual(
+                np.asarray(instance[name], np.float32), array[index]
+            )
 
-    def test_columnar_format_bodies(self):
-        for make_body, name, shape in (
-            (serving_client.forward_rest_body, "images", (3, 4, 4, 3)),
-            (serving_client.inverse_rest_body, "features", (3, 2, 2, 12)),
-        ):
-            with self.subTest(name):
-                array = random_array(shape)
-                body = json_round_trip(make_body(array, format="inputs"))
-                self.assertEqual(
-                    body,
-                    {
-                        "signature_name": "serving_default",
-                        "inputs": {name: array.tolist()},
-                    },
-                )
-                self.assertAllEqual(
-                    np.asarray(body["inputs"][name], np.float32), array
-                )
+    @parameterized.named_parameters(
+        ("forward", "forward_rest_body", "images", (3, 4, 4, 3)),
+        ("inverse", "inverse_rest_body", "features", (3, 2, 2, 12)),
+    )
+    def test_columnar_format_bodies(self, make_body, name, shape):
+        array = random_array(shape)
+        body = json_round_trip(
+            getattr(client, make_body)(array, format="inputs")
+        )
+        self.assertEqual(
+            body,
+            {
+                "signature_name": "serving_default",
+                "inputs": {name: array.tolist()},
+            },
+        )
+        self.assertAllEqual(np.asarray(body["inputs"][name], np.float32), array)
 
     def test_other_dtypes_become_float32(self):
         images = np.random.rand(1, 2, 2, 3)
-        body = serving_client.forward_rest_body(images, format="inputs")
+        body = client.forward_rest_body(images, format="inputs")
         self.assertAllEqual(
             np.asarray(body["inputs"]["images"], np.float32),
             images.astype(np.float32),
@@ -86,72 +85,65 @@ class RestTest(TestCase):
 
     def test_invalid_bodies(self):
         with self.assertRaisesRegex(ValueError, r"Received: format='rows'"):
-            serving_client.forward_rest_body(
-                random_array((1, 2, 2, 3)), format="rows"
-            )
+            client.forward_rest_body(random_array((1, 2, 2, 3)), format="rows")
         with self.assertRaisesRegex(ValueError, r"Received: shape=\(4, 4, 3\)"):
-            serving_client.forward_rest_body(random_array((4, 4, 3)))
+            client.forward_rest_body(random_array((4, 4, 3)))
         with self.assertRaisesRegex(ValueError, r"Received: dtype=<U1"):
-            serving_client.inverse_rest_body(np.full((1, 1, 1, 1), "a"))
+            client.inverse_rest_body(np.full((1, 1, 1, 1), "a"))
         with self.assertRaisesRegex(ValueError, r"Received: batch sizes"):
-            serving_client.rest_body(
+            client.rest_body(
                 {
                     "a": random_array((1, 1, 1, 1)),
                     "b": random_array((2, 1, 1, 1)),
                 }
             )
 
-    def test_parse_forward_responses(self):
+    @parameterized.named_parameters(("row", "row"), ("columnar", "columnar"))
+    def test_parse_forward_responses(self, format):
         outputs = {
             "logits": random_array((2, 10), 1),
             "probabilities": random_array((2, 10), 2),
             "features": random_array((2, 2, 2, 12), 3),
         }
-        rows = {
-            "predictions": [
-                {name: value[index].tolist() for name, value in outputs.items()}
-                for index in range(2)
-            ]
-        }
-        columns = {
-            "outputs": {name: value.tolist() for name, value in outputs.items()}
-        }
-        for format, response in (("row", rows), ("columnar", columns)):
-            with self.subTest(format):
-                parsed = serving_client.parse_rest_response(
-                    json.dumps(response), serving_client.FORWARD_OUTPUTS
-                )
-                self.assertEqual(sorted(parsed), sorted(outputs))
-                for name, value in outputs.items():
-                    self.assertEqual(parsed[name].dtype, np.float32)
-                    self.assertAllEqual(parsed[name], value)
-                with self.assertRaisesRegex(
-                    ValueError, r"Expected outputs \['images'\]"
-                ):
-                    serving_client.parse_rest_response(
-                        response, serving_client.INVERSE_OUTPUTS
-                    )
+        if format == "row":
+            response = {
+                "predictions": [
+                    {n: value[index].tolist() for n, value in outputs.items()}
+                    for index in range(2)
+                ]
+            }
+        else:
+            response = {
+                "outputs": {n: value.tolist() for n, value in outputs.items()}
+            }
+        parsed = client.parse_rest_response(
+            json.dumps(response), client.FORWARD_OUTPUTS
+        )
+        self.assertEqual(sorted(parsed), sorted(outputs))
+        for name, value in outputs.items():
+            self.assertEqual(parsed[name].dtype, np.float32)
+            self.assertAllEqual(parsed[name], value)
+        with self.assertRaisesRegex(
+            ValueError, r"Expected outputs \['images'\]"
+        ):
+            client.parse_rest_response(response, client.INVERSE_OUTPUTS)
 
-    def test_parse_inverse_responses(self):
+    @parameterized.named_parameters(
+        ("row", "predictions"), ("columnar", "outputs")
+    )
+    def test_parse_inverse_responses(self, key):
         # A signature with one output: the server leaves out its name.
         images = random_array((2, 4, 4, 3))
-        for format, response in (
-            ("row", {"predictions": images.tolist()}),
-            ("columnar", {"outputs": images.tolist()}),
+        response = {key: images.tolist()}
+        parsed = client.parse_rest_response(
+            json.dumps(response).encode(), client.INVERSE_OUTPUTS
+        )
+        self.assertEqual(list(parsed), ["images"])
+        self.assertAllEqual(parsed["images"], images)
+        with self.assertRaisesRegex(
+            ValueError, r"Received: a single unnamed output"
         ):
-            with self.subTest(format):
-                parsed = serving_client.parse_rest_response(
-                    json.dumps(response).encode(),
-                    serving_client.INVERSE_OUTPUTS,
-                )
-                self.assertEqual(list(parsed), ["images"])
-                self.assertAllEqual(parsed["images"], images)
-                with self.assertRaisesRegex(
-                    ValueError, r"Received: a single unnamed output"
-                ):
-                    serving_client.parse_rest_response(
-                        response, serving_client.FORWARD_OUTPUTS
-                    )
+            client.parse_rest_response(response, client.FORWARD_OUTPUTS)
 
     def test_parse_error_responses(self):
         message = (
@@ -159,21 +151,19 @@ class RestTest(TestCase):
             "tensor of shape [batch, 32, 32, 3]. Received shape:] [1 8 8 3]"
         )
         with self.assertRaisesRegex(
-            serving_client.ServingError, r"\[batch, 32, 32, 3\]"
+            client.ServingError, r"\[batch, 32, 32, 3\]"
         ):
-            serving_client.parse_rest_response(
-                json.dumps({"error": message}), serving_client.FORWARD_OUTPUTS
+            client.parse_rest_response(
+                json.dumps({"error": message}), client.FORWARD_OUTPUTS
             )
         with self.assertRaisesRegex(ValueError, r"Received: keys \['result'\]"):
-            serving_client.parse_rest_response(
-                {"result": []}, serving_client.FORWARD_OUTPUTS
-            )
+            client.parse_rest_response({"result": []}, client.FORWARD_OUTPUTS)
 
 
 class GrpcTest(TestCase):
     def test_forward_request(self):
         images = random_array((2, 4, 4, 3))
-        request = serving_client.forward_request(
+        request = client.forward_request(
             images, version=7, output_filter=["logits", "probabilities"]
         )
         # Parsed back from bytes, as the server receives it.
@@ -196,9 +186,7 @@ class GrpcTest(TestCase):
 
     def test_inverse_request(self):
         features = np.random.rand(3, 2, 2, 12)  # float64: sent as float32
-        request = serving_client.inverse_request(
-            features, model_name="my_inverse"
-        )
+        request = client.inverse_request(features, model_name="my_inverse")
         self.assertEqual(request.model_spec.name, "my_inverse")
         self.assertEqual(request.model_spec.signature_name, "serving_default")
         self.assertFalse(request.model_spec.HasField("version"))
@@ -214,11 +202,11 @@ class GrpcTest(TestCase):
         with self.assertRaisesRegex(
             ValueError, r"Received: output_filter=\['images'\]"
         ):
-            serving_client.forward_request(
+            client.forward_request(
                 random_array((1, 2, 2, 3)), output_filter=["images"]
             )
         with self.assertRaisesRegex(ValueError, r"Received: shape=\(2, 12\)"):
-            serving_client.inverse_request(random_array((2, 12)))
+            client.inverse_request(random_array((2, 12)))
 
     def test_parse_predict_response(self):
         outputs = {
@@ -233,17 +221,13 @@ class GrpcTest(TestCase):
         response = predict_pb2.PredictResponse.FromString(
             response.SerializeToString()
         )
-        parsed = serving_client.parse_predict_response(
-            response, serving_client.FORWARD_OUTPUTS
-        )
+        parsed = client.parse_predict_response(response, client.FORWARD_OUTPUTS)
         self.assertEqual(sorted(parsed), sorted(outputs))
         for name, value in outputs.items():
             self.assertEqual(parsed[name].dtype, np.float32)
             self.assertAllEqual(parsed[name], value)
         with self.assertRaisesRegex(ValueError, r"lacks outputs \['images'\]"):
-            serving_client.parse_predict_response(
-                response, serving_client.INVERSE_OUTPUTS
-            )
+            client.parse_predict_response(response, client.INVERSE_OUTPUTS)
 
 
 class StandInPredictionService(
@@ -289,7 +273,7 @@ class GrpcRoundTripTest(TestCase):
         cls.server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=2),
             # Like tensorflow_model_server: no message size limit.
-            options=serving_client.GRPC_CHANNEL_OPTIONS,
+            options=client.GRPC_CHANNEL_OPTIONS,
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             StandInPredictionService(
@@ -310,28 +294,26 @@ class GrpcRoundTripTest(TestCase):
         super().tearDownClass()
 
     def test_forward_then_inverse(self):
-        stub = serving_client.prediction_service_stub(self.target)
+        stub = client.prediction_service_stub(self.target)
         # 300 images: features of 4.9 MB, over gRPC's default 4 MiB limit.
         images = np.random.rand(300, 16, 16, 3).astype("float32")
-        outputs = serving_client.parse_predict_response(
-            stub.Predict(serving_client.forward_request(images), timeout=60),
-            serving_client.FORWARD_OUTPUTS,
+        outputs = client.parse_predict_response(
+            stub.Predict(client.forward_request(images), timeout=60),
+            client.FORWARD_OUTPUTS,
         )
         self.assertAllClose(
             outputs["logits"][:4], self.model(images[:4]), atol=1e-5
         )
-        restored = serving_client.parse_predict_response(
+        restored = client.parse_predict_response(
             stub.Predict(
-                serving_client.inverse_request(outputs["features"]), timeout=60
+                client.inverse_request(outputs["features"]), timeout=60
             ),
-            serving_client.INVERSE_OUTPUTS,
+            client.INVERSE_OUTPUTS,
         )["images"]
         self.assertLessEqual(relative_error(restored, images), 1e-5)
 
         filtered = stub.Predict(
-            serving_client.forward_request(
-                images[:2], output_filter=["logits"]
-            ),
+            client.forward_request(images[:2], output_filter=["logits"]),
             timeout=60,
         )
         self.assertEqual(list(filtered.outputs), ["logits"])
@@ -342,9 +324,7 @@ class GrpcRoundTripTest(TestCase):
                 channel
             )
             with self.assertRaises(grpc.RpcError) as raised:
-                default_stub.Predict(
-                    serving_client.forward_request(images), timeout=60
-                )
+                default_stub.Predict(client.forward_request(images), timeout=60)
         self.assertEqual(
             raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED
         )

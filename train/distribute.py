@@ -1,7 +1,63 @@
-"""The model `fit` trains: a classifier, made to work with multi-worker."""
+"""Where a run trains: its `tf.distribute` strategy and the model `fit` sees.
+
+`make_strategy` picks the strategy; `FitModel` wraps the classifier so that
+Keras's `fit` works under every strategy, multi-worker included;
+`num_workers` and `wait_for_all_workers` serve the multi-worker case, where
+the chief writes the run's files and the other workers wait for it.
+"""
+
+import json
+import os
 
 import keras
 import tensorflow as tf
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name` (see `base.STRATEGIES`).
+
+    "auto" is "multi_worker" if `TF_CONFIG` describes a cluster of several
+    tasks, "mirrored" with several GPUs, else "one_device". "mirrored" uses
+    every local GPU, or, without GPUs, every logical CPU device.
+    """
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    num_tasks = sum(len(cluster.get(kind, ())) for kind in ("chief", "worker"))
+    if name == "auto":
+        gpus = tf.config.list_physical_devices("GPU")
+        if num_tasks > 1:
+            name = "multi_worker"
+        else:
+            name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "multi_worker":
+        if not cluster:
+            raise ValueError(
+                "The multi_worker strategy reads its cluster from the "
+                "TF_CONFIG environment variable, which is not set. "
+                "Received: strategy='multi_worker'"
+            )
+        # Created before any other TensorFlow op: it sets up the runtime.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """The worker processes of the strategy's cluster (1 without one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(cluster.get(k, ())) for k in ("chief", "worker")))
+
+
+def wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every worker has called it (a collective)."""
+    # Workers that finish early wait for the chief instead of exiting, which
+    # the chief's coordination service would take for a crash.
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 class FitModel(keras.Model):

@@ -1,0 +1,201 @@
+"""What the exported SavedModels compute: the serving functions.
+
+The forward function maps images to logits, probabilities and features; the
+inverse function maps features back to images. Both run the model in
+inference mode (`training=False`) and check their input at serving time,
+inside the graph: TF Serving feeds tensors of any shape to a signature, so
+a check on the signature's static shape alone would never run there.
+Images and features must have the signature's shape and be finite; a batch
+of no examples gives outputs of no examples.
+"""
+
+import tensorflow as tf
+
+from irevnet_tf import IRevNetClassifier
+from irevnet_tf.serving import signatures
+from irevnet_tf.serving.signatures import FORWARD_NAME
+from irevnet_tf.serving.signatures import INVERSE_NAME
+
+
+def image_spec(model: IRevNetClassifier) -> tf.TensorSpec:
+    """The forward signature's input: float32 `[batch, H, W, C]`.
+
+    Height and width are those of `backbone.image_shape`, None if unknown.
+    """
+    return tf.TensorSpec(
+        (None,) + tuple(model.backbone.image_shape),
+        tf.float32,
+        name=signatures.FORWARD_INPUT,
+    )
+
+
+def feature_spec(model: IRevNetClassifier) -> tf.TensorSpec:
+    """The inverse signature's input: float32 `[batch, h, w, channels]`."""
+    return tf.TensorSpec(
+        (None,) + tuple(model.backbone.feature_shape),
+        tf.float32,
+        name=signatures.INVERSE_INPUT,
+    )
+
+
+def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
+    """The forward serving function: images to logits, probabilities, features.
+
+    Returns:
+        A function of a float32 images tensor returning a dict of float32
+        tensors `logits` `[batch, num_classes]`, `probabilities` (softmax of
+        the logits) and `features` `[batch, h, w, channels]`.
+    """
+    spec = image_spec(model)
+    factor = model.backbone.downsampling_factor
+
+    def compute(images):
+        features = model.features(
+            tf.cast(images, model.compute_dtype), training=False
+        )
+        logits = tf.cast(
+            model.logits_from_features(features, training=False), tf.float32
+        )
+        return {
+            signatures.LOGITS: logits,
+            signatures.PROBABILITIES: tf.nn.softmax(logits),
+            signatures.FEATURES: tf.cast(features, tf.float32),
+        }
+
+    def empty(images):
+        shape = tf.shape(images)
+        height, width, channels = model.backbone.feature_shape
+        features = tf.zeros(
+            [
+                0,
+                shape[1] // factor if height is None else height,
+                shape[2] // factor if width is None else width,
+                channels,
+            ]
+        )
+        logits = tf.zeros([0, model.num_classes])
+        return {
+            signatures.LOGITS: logits,
+            signatures.PROBABILITIES: logits,
+            signatures.FEATURES: features,
+        }
+
+    def forward(images):
+        images = _checked_shape(images, spec, factor, model_name)
+        images = _checked_finite(images, spec, model_name)
+        return _unless_empty(images, compute, empty)
+
+    return forward
+
+
+def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
+    """The inverse serving function: features back to images.
+
+    Returns:
+        A function of a float32 features tensor returning `{"images": ...}`.
+        Features with NaN or Inf values are an error, not garbage images.
+    """
+    spec = feature_spec(model)
+    factor = model.backbone.downsampling_factor
+
+    def compute(features):
+        images = model.inverse(
+            tf.cast(features, model.compute_dtype), training=False
+        )
+        return {signatures.IMAGES: tf.cast(images, tf.float32)}
+
+    def empty(features):
+        shape = tf.shape(features)
+        height, width, channels = model.backbone.image_shape
+        images = tf.zeros(
+            [
+                0,
+                shape[1] * factor if height is None else height,
+                shape[2] * factor if width is None else width,
+                channels,
+            ]
+        )
+        return {signatures.IMAGES: images}
+
+    def inverse(features):
+        features = _checked_shape(features, spec, 1, model_name)
+        features = _checked_finite(
+            features,
+            spec,
+            model_name,
+            " (the forward model's `features` output)",
+        )
+        return _unless_empty(features, compute, empty)
+
+    return inverse
+
+
+def _checked_shape(tensor, spec: tf.TensorSpec, factor: int, model_name: str):
+    """`tensor`, after a serving-time check that it has `spec`'s shape.
+
+    Unknown height and width must be positive multiples of `factor`.
+    """
+    expected = spec.shape.as_list()
+    rank = len(expected)
+    # Dimensions beyond the tensor's rank read as -1, so one comparison
+    # catches a wrong rank too. (`tf.rank` would not: TensorFlow folds it to
+    # the signature's static rank.)
+    shape = tf.shape(tensor)
+    padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)
+    conditions = [tf.equal(padded[rank], -1), padded[0] >= 0]
+    for axis in range(1, rank):
+        if expected[axis] is not None:
+            conditions.append(tf.equal(padded[axis], expected[axis]))
+        else:
+            conditions.append(padded[axis] > 0)
+            conditions.append(tf.equal(padded[axis] % factor, 0))
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.stack(conditions)),
+        [
+            f"{model_name}: `{spec.name}` must be a float32 tensor of shape "
+            f"{_shape_text(expected, factor)}. Received shape:",
+            shape,
+        ],
+        summarize=rank + 2,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def _checked_finite(tensor, spec: tf.TensorSpec, model_name: str, what=""):
+    """`tensor`, after a serving-time check that it holds no NaN or Inf."""
+    return tf.debugging.check_numerics(
+        tensor,
+        f"{model_name}: `{spec.name}` must be finite{what}, but hold NaN or "
+        "Inf",
+    )
+
+
+def _unless_empty(batch, compute, empty):
+    """`compute(batch)`, or `empty(batch)` for a batch of no examples.
+
+    With oneDNN some of TensorFlow's CPU kernels refuse a batch of no
+    examples (a grouped convolution's "output depth must be evenly divisible
+    by number of groups"), where its own kernels return empty outputs: this
+    gives empty outputs on every CPU.
+    """
+    return tf.cond(
+        tf.shape(batch)[0] > 0, lambda: compute(batch), lambda: empty(batch)
+    )
+
+
+def _shape_text(expected: list, factor: int) -> str:
+    """`[batch, 16, 16, 3]`, or `[batch, height, width, 3]` with a rule."""
+    names = ["batch", "height", "width"]
+    dims = [
+        names[axis] if size is None else str(size)
+        for axis, size in enumerate(expected)
+    ]
+    text = f"[{', '.join(dims)}]"
+    if None in expected[1:3]:
+        text += (
+            f" with height and width positive multiples of {factor}"
+            if factor > 1
+            else " with positive height and width"
+        )
+    return text
