@@ -123,9 +123,10 @@ class MixedPrecisionTest(TestCase):
     ):
         # The measure: distance to the float64 gradient of the same
         # weights, memory saving at most 1.5 times plain autodiff's. These
-        # untrained layouts are ill-conditioned (plain autodiff's own error
-        # is 20-80% under mixed policies); memory saving recomputes every F
-        # from bit-identical inputs and measured 1.00 times.
+        # untrained layouts are ill-conditioned: plain autodiff's own error
+        # measured 9-13% (float16) and 24-28% (bfloat16). Memory saving
+        # recomputes every F from bit-identical inputs: measured 1.00 times
+        # plain's error without XLA, 1.00-1.02 times with it.
         self.set_policy(policy)
         images = np.random.rand(8, 16, 16, 3)
         labels = np.arange(8) % 10
@@ -150,7 +151,7 @@ class MixedPrecisionTest(TestCase):
                 model, tf.constant(images.astype("float32")), labels
             )
             errors[memory_saving] = relative_error(actual, expected)
-            self.assertLessEqual(errors[True], 1.5 * errors[False])
+        self.assertLessEqual(errors[True], 1.5 * errors[False])
 
     @parameterized.named_parameters(*POLICIES)
     def test_fit_on_digits_converges_like_float32(self, policy):
