@@ -278,11 +278,14 @@ def in_xla_context():
 def resolve_jit_compile(jit_compile, memory_saving):
     """The `jit_compile` that `Model.compile` should get.
 
-    XLA fuses the reconstruction arithmetic with the forward pass and keeps
-    block outputs alive: measured on the CPU, the peak of 32 blocks is 2/3
-    of plain autodiff's instead of flat. So the default "auto" (XLA on when
-    a GPU is present) means no XLA for memory-saving models; an explicit
-    `True` is honoured and computes the same gradients.
+    Under XLA each reconstruction goes through an optimisation barrier
+    (`_after`), so memory stays flat with `jit_compile=True` too (without
+    it XLA merged the reconstruction into the forward pass: the peak of 32
+    blocks was 2/3 of plain autodiff's). The default "auto" (XLA on when a
+    GPU is present) still means no XLA for memory-saving models: their
+    speed under XLA was measured on CPUs only (bench/memory.py), where it
+    was not consistently at least that of memory saving without XLA. An
+    explicit `True` is honoured and computes the same gradients.
     """
     if memory_saving and jit_compile == "auto":
         return False
