@@ -72,20 +72,21 @@ _OUTPUT = flags.DEFINE_string(
 )
 
 
-def latest_export(output_dir: str, model_name: str) -> str:
-    """`output_dir/model_name/N` for the highest version N."""
-    base_path = os.path.join(output_dir, model_name)
-    versions = (
-        [int(v) for v in os.listdir(base_path) if v.isdigit()]
-        if os.path.isdir(base_path)
-        else []
-    )
-    if not versions:
+def latest_exports(output_dir: str) -> tuple[str, str]:
+    """The forward and inverse SavedModels of the highest complete pair."""
+    from export import versions
+    from irevnet_tf.serving import signatures
+
+    names = [signatures.FORWARD_NAME, signatures.INVERSE_NAME]
+    version = versions.latest_pair(output_dir, names)
+    if version is None:
         raise ValueError(
-            f"No exported versions of {model_name} (expected numbered "
-            f"directories in {base_path}). Received: --export_dir={output_dir}"
+            "No exported version holds both "
+            f"{' and '.join(names)} (expected numbered directories in "
+            f"{', '.join(os.path.join(output_dir, n) for n in names)}). "
+            f"Received: --export_dir={output_dir}"
         )
-    return os.path.join(base_path, str(max(versions)))
+    return tuple(os.path.join(output_dir, n, str(version)) for n in names)
 
 
 def function_runner(export_dir: str, input_name: str, output_name: str):
@@ -166,7 +167,6 @@ def measure(
     from export import export_lib
     from irevnet_tf import IRevNetClassifier
     from irevnet_tf.reconstruction_error import relative_error
-    from irevnet_tf.serving import signatures
 
     report = {"benchmark": "serving", "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as temporary:
@@ -179,8 +179,7 @@ def measure(
             export_dir = temporary
         else:
             report["export_dir"] = os.path.abspath(export_dir)
-        forward_dir = latest_export(export_dir, signatures.FORWARD_NAME)
-        inverse_dir = latest_export(export_dir, signatures.INVERSE_NAME)
+        forward_dir, inverse_dir = latest_exports(export_dir)
         report["forward_dir"] = forward_dir
         report["inverse_dir"] = inverse_dir
 

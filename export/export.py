@@ -5,6 +5,10 @@ r"""Exports a trained i-RevNet classifier for TensorFlow Serving.
 
 (`irevnet-export` after `pip install .`) writes the forward and inverse
 SavedModels and the model server's `models.config` (see `export_lib`).
+The forward model takes pixel images in [0, 1] (`serving_default`) or
+encoded images (`image_bytes`, prepared as the training recipe evaluated:
+`--preprocessing`, by default the one a training --model_dir records); the
+inverse returns pixel images.
 Serve them with
 
     tensorflow_model_server --model_config_file=/srv/irevnet/models.config
@@ -19,6 +23,7 @@ from absl import logging
 from export import export_lib
 from irevnet_tf import cli
 from irevnet_tf import files
+from irevnet_tf import run_directory
 from irevnet_tf.models import loading
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.serving import signatures
@@ -53,6 +58,15 @@ _INVERSE_NAME = flags.DEFINE_string(
     signatures.INVERSE_NAME,
     "Model name (and directory) of the inverse model.",
 )
+_PREPROCESSING = flags.DEFINE_enum(
+    "preprocessing",
+    None,
+    ["resize", "cifar", "imagenet"],
+    "How the image_bytes signature brings decoded images to the model's "
+    "size: the evaluation transform of this recipe style (resize; resize "
+    "and centre crop for imagenet). Default: the training run's, recorded "
+    "in a --model_dir's config.json, else resize.",
+)
 _SERVING_ROOT = flags.DEFINE_string(
     "serving_root",
     None,
@@ -81,6 +95,7 @@ def main() -> None:
             forward_name=_FORWARD_NAME.value,
             inverse_name=_INVERSE_NAME.value,
             serving_root=_SERVING_ROOT.value,
+            preprocessing=_preprocessing(),
         )
     except ValueError as error:
         raise cli.UsageError(str(error)) from None
@@ -92,6 +107,17 @@ def main() -> None:
     print(f"Forward SavedModel: {result.forward_dir}")
     print(f"Inverse SavedModel: {result.inverse_dir}")
     print(f"Model server config: {result.models_config}")
+
+
+def _preprocessing() -> str:
+    """`--preprocessing`, else the training run's, else "resize"."""
+    if _PREPROCESSING.value is not None:
+        return _PREPROCESSING.value
+    run_dir = run_directory.RunDirectory.of_model(_MODEL.value)
+    record = run_directory.read_run_record(run_dir.path) if run_dir else None
+    if record is None:
+        return "resize"
+    return record.recipe.get("preprocessing", "resize")
 
 
 def run() -> None:

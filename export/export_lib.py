@@ -10,8 +10,12 @@ in the server's versioned layout:
     OUTPUT_DIR/irevnet_inverse/VERSION/   features -> images
     OUTPUT_DIR/models.config              serves both from one model server
 
-Both take and return float32 tensors under the `serving_default` signature
-and check their inputs at serving time (see `serving_functions`).
+Both take and return float32 tensors under the `serving_default` signature:
+pixel images in [0, 1] in, pixel images out (a model trained on normalised
+images standardises them itself). The forward model also has the signature
+`image_bytes`: encoded images (PNG, JPEG, GIF, BMP) in, prepared as the
+training recipe evaluated. All check their inputs at serving time (see
+`serving_functions`).
 
 Versions: see `export.versions`. Exporting the model that the highest
 version already holds writes nothing; a version that a killed export left
@@ -20,6 +24,7 @@ half written is completed.
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 
@@ -30,10 +35,13 @@ from tensorflow_serving.config import model_server_config_pb2
 from export import versions
 from export.serving_functions import feature_spec
 from export.serving_functions import forward_function
+from export.serving_functions import image_bytes_function
+from export.serving_functions import image_bytes_spec
 from export.serving_functions import image_spec
 from export.serving_functions import inverse_function
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf import files
+from irevnet_tf.datasets import preprocessing as preprocessing_lib
 from irevnet_tf.serving import signatures
 from irevnet_tf.serving.signatures import FORWARD_NAME
 from irevnet_tf.serving.signatures import INVERSE_NAME
@@ -65,16 +73,32 @@ class ServingExport:
 
 
 def export_forward(
-    model: IRevNetClassifier, export_dir: str, model_name: str = FORWARD_NAME
+    model: IRevNetClassifier,
+    export_dir: str,
+    model_name: str = FORWARD_NAME,
+    preprocessing: str = "resize",
 ) -> None:
-    """Writes the forward SavedModel (see `forward_function`) to export_dir."""
+    """Writes the forward SavedModel to export_dir.
+
+    Signatures: `serving_default` (`forward_function`) and, for a model of
+    one square size, `image_bytes` (`image_bytes_function` with the recipe's
+    `preprocessing`).
+    """
     archive = keras.export.ExportArchive()
     archive.track(model)
+    # The first endpoint added is the SavedModel's default signature.
     archive.add_endpoint(
         signatures.SIGNATURE_NAME,
         forward_function(model, model_name),
         input_signature=[image_spec(model)],
     )
+    from_bytes = image_bytes_function(model, preprocessing, model_name)
+    if from_bytes is not None:
+        archive.add_endpoint(
+            signatures.IMAGE_BYTES_SIGNATURE_NAME,
+            from_bytes,
+            input_signature=[image_bytes_spec()],
+        )
     archive.write_out(export_dir, verbose=False)
 
 
@@ -132,6 +156,7 @@ def export_for_serving(
     forward_name: str = FORWARD_NAME,
     inverse_name: str = INVERSE_NAME,
     serving_root: str | None = None,
+    preprocessing: str = "resize",
 ) -> ServingExport:
     """Exports the forward and inverse SavedModels and `models.config`.
 
@@ -147,6 +172,9 @@ def export_for_serving(
             `output_dir`, for the base paths in `models.config` (e.g.
             `/models` inside a container); by default `output_dir`'s absolute
             path.
+        preprocessing: the training recipe's preprocessing style
+            ("resize", "cifar", "imagenet"): how the `image_bytes` signature
+            brings images to the model's size (its evaluation transform).
 
     Returns:
         A `ServingExport` with the paths of the version.
@@ -186,7 +214,8 @@ def export_for_serving(
             files.check_writable_directory(
                 os.path.join(output_dir, name), "output_dir"
             )
-    fingerprint = versions.model_fingerprint(model)
+    preprocessing_lib.validate_style(preprocessing)
+    fingerprint = versions.model_fingerprint(model, preprocessing)
     with versions.exclusive(output_dir):
         # What killed exports left; the lock keeps a running one's.
         for directory in [output_dir] + [
@@ -201,7 +230,12 @@ def export_for_serving(
         _write_pair(
             model,
             {name: export_dirs[name] for name in plan.missing},
-            {forward_name: export_forward, inverse_name: export_inverse},
+            {
+                forward_name: functools.partial(
+                    export_forward, preprocessing=preprocessing
+                ),
+                inverse_name: export_inverse,
+            },
             fingerprint,
         )
         root = serving_root or os.path.abspath(output_dir)

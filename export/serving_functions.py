@@ -1,7 +1,9 @@
 """What the exported SavedModels compute: the serving functions.
 
-The forward function maps images to logits, probabilities and features; the
-inverse function maps features back to images. Both run the model in
+The forward function maps pixel images to logits, probabilities and
+features; the image-bytes function does the same for encoded images
+(decoded and prepared as the model's recipe evaluates); the inverse function
+maps features back to pixel images. All run the model in
 inference mode (`training=False`) and check their input at serving time,
 inside the graph: TF Serving feeds tensors of any shape to a signature, so
 a check on the signature's static shape alone would never run there.
@@ -12,6 +14,8 @@ of no examples gives outputs of no examples.
 import tensorflow as tf
 
 from irevnet_tf import IRevNetClassifier
+from irevnet_tf.datasets import folder
+from irevnet_tf.datasets import preprocessing as preprocessing_lib
 from irevnet_tf.serving import signatures
 from irevnet_tf.serving.signatures import FORWARD_NAME
 from irevnet_tf.serving.signatures import INVERSE_NAME
@@ -88,6 +92,93 @@ def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
     return forward
 
 
+def image_bytes_spec() -> tf.TensorSpec:
+    """The image-bytes signature's input: a string tensor `[batch]`."""
+    return tf.TensorSpec((None,), tf.string, name=signatures.IMAGE_BYTES)
+
+
+# The first bytes of the formats `tf.io.decode_image` reads.
+_IMAGE_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+)
+
+
+def image_bytes_function(
+    model: IRevNetClassifier,
+    preprocessing: str = "resize",
+    model_name: str = FORWARD_NAME,
+):
+    """The forward function of encoded images, or None.
+
+    Each image is decoded to float32 pixels in [0, 1] with the model's
+    channels (alpha dropped, grey repeated to RGB, an RGB image's first
+    channel for a one-channel model) and brought to the model's size by the
+    evaluation transform of `preprocessing` (`irevnet_tf.datasets.load`:
+    resize, or resize and centre crop for "imagenet"), exactly as the
+    training program's evaluation prepared images of a folder dataset.
+
+    Args:
+        model: the classifier.
+        preprocessing: the recipe's preprocessing style.
+        model_name: named in error messages.
+
+    Returns:
+        A function of a string tensor `[batch]` returning what
+        `forward_function` returns for the decoded images; None if the model
+        takes images of any size or non-square ones (there is no size to
+        bring images to).
+    """
+    preprocessing_lib.validate_style(preprocessing)
+    height, width, channels = model.backbone.image_shape
+    if height is None or height != width:
+        return None
+    transform = preprocessing_lib.eval_transform(preprocessing, height)
+    forward = forward_function(model, model_name)
+    spec = image_bytes_spec()
+
+    def decode(example):
+        contents, index = example
+        known = tf.reduce_any(
+            [
+                tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
+                for magic in _IMAGE_SIGNATURES
+            ]
+        )
+        # Names the example; TensorFlow's own decoding error would not.
+        check = tf.debugging.Assert(
+            known,
+            [
+                tf.strings.format(
+                    f"{model_name}: `{spec.name}` example {{}} is not a PNG, "
+                    "JPEG, GIF or BMP image",
+                    [index],
+                )
+            ],
+        )
+        with tf.control_dependencies([check]):
+            image = folder.decode_bytes(contents, channels)
+        image = transform(image)
+        image.set_shape((height, width, channels))
+        return image
+
+    def from_bytes(image_bytes):
+        image_bytes = _checked_shape(image_bytes, spec, 1, model_name)
+        images = tf.map_fn(
+            decode,
+            (image_bytes, tf.range(tf.shape(image_bytes)[0])),
+            fn_output_signature=tf.TensorSpec(
+                (height, width, channels), tf.float32
+            ),
+        )
+        return forward(images)
+
+    return from_bytes
+
+
 def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
     """The inverse serving function: features back to images.
 
@@ -152,7 +243,8 @@ def _checked_shape(tensor, spec: tf.TensorSpec, factor: int, model_name: str):
     check = tf.debugging.Assert(
         tf.reduce_all(tf.stack(conditions)),
         [
-            f"{model_name}: `{spec.name}` must be a float32 tensor of shape "
+            f"{model_name}: `{spec.name}` must be a {spec.dtype.name} tensor "
+            "of shape "
             f"{_shape_text(expected, factor)}. Received shape:",
             shape,
         ],

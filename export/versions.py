@@ -37,7 +37,7 @@ RECORD_PATH = os.path.join("assets.extra", "irevnet_export.json")
 
 # Part of every fingerprint: bump when the exported graphs change, so that
 # a model exported again by a changed exporter gets a new version.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +54,10 @@ class Plan:
     missing: tuple[str, ...]
 
 
-def model_fingerprint(model: keras.Model) -> str:
+def model_fingerprint(model: keras.Model, preprocessing: str = "resize") -> str:
     """A hash of the model's architecture, weights and `EXPORT_FORMAT`.
+
+    And of the `preprocessing` style the `image_bytes` signature applies.
 
     Layer names are left out: Keras numbers them per process (a model built
     twice is `i_rev_net_classifier` and `i_rev_net_classifier_1`), and they
@@ -65,7 +67,11 @@ def model_fingerprint(model: keras.Model) -> str:
     config = _without_names(keras.saving.serialize_keras_object(model))
     digest.update(
         json.dumps(
-            {"format": EXPORT_FORMAT, "config": config},
+            {
+                "format": EXPORT_FORMAT,
+                "config": config,
+                "preprocessing": preprocessing,
+            },
             sort_keys=True,
             default=str,
         ).encode()
@@ -104,6 +110,18 @@ def versions(base_path: str) -> set[int]:
         for name in os.listdir(base_path)
         if name.isdigit() and os.path.isdir(os.path.join(base_path, name))
     }
+
+
+def latest_pair(output_dir: str, model_names: list[str]) -> int | None:
+    """The highest version present in every one of the models, or None.
+
+    A kill between the two SavedModels of an export can leave a higher
+    version of one model only; that version is not a pair.
+    """
+    common = set.intersection(
+        *(versions(os.path.join(output_dir, name)) for name in model_names)
+    )
+    return max(common, default=None)
 
 
 def next_version(output_dir: str, model_names: list[str]) -> int:

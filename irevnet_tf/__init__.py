@@ -28,7 +28,7 @@ from irevnet_tf.models.irevnet import IRevNet  # noqa: E402
 from irevnet_tf.models.irevnet_classifier import IRevNetClassifier  # noqa: E402
 from irevnet_tf.models.irevnet_presets import PRESETS  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ChannelMerge",

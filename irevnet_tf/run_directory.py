@@ -86,7 +86,9 @@ class DatasetRecord:
     image_shape: list
     train_examples: int
     eval_split: str
-    # True if the model was trained on (x - mean) / std, else x in [0, 1].
+    # True if the model standardises its pixel inputs, (x - mean) / std, as
+    # its first layer (`IRevNet(input_mean=mean, input_std=std)`); else its
+    # blocks see the pixels in [0, 1]. Either way the model takes pixels.
     normalized: bool
     mean: list
     std: list

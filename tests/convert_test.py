@@ -23,6 +23,7 @@ from irevnet_tf import PRESETS
 from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf import convert
+from irevnet_tf.datasets.loading import TFDS_DATASETS
 from irevnet_tf.testing import processes
 from irevnet_tf.testing.read_only import read_only_directory
 from irevnet_tf.testing.small_classifier import small_classifier
@@ -138,6 +139,56 @@ class ConvertTest(TestCase):
         self.assertIsInstance(model, IRevNetClassifier)
         self.assert_matches_golden(model, name)
         self.assert_trainable_count(model, name)
+
+    @parameterized.named_parameters(
+        ("cifar10", "cifar10"), ("cifar100", "cifar100")
+    )
+    def test_normalization_makes_the_model_take_pixels(self, normalization):
+        statistics = convert.AUTHORS_NORMALIZATIONS[normalization]
+        model = convert.convert_checkpoint(
+            reference_path("cifar_small.npz"),
+            reference_path("cifar_small.json"),
+            input_mean=statistics["mean"],
+            input_std=statistics["std"],
+        )
+        mean, std = np.array(statistics["mean"]), np.array(statistics["std"])
+        expected = golden("cifar_small")
+        # The authors' model saw the golden `x` as normalised images: the
+        # pixels behind it give their logits and features, and the inverse
+        # of their features is their reconstruction, back in pixels.
+        pixels = (nhwc(expected["x"]) * std + mean).astype("float32")
+        self.assertLessEqual(
+            relative_error(model(pixels, training=False), expected["logits"]),
+            RTOL,
+        )
+        self.assertLessEqual(
+            relative_error(model.features(pixels), nhwc(expected["out_bij"])),
+            RTOL,
+        )
+        restored = model.inverse(nhwc(expected["out_bij"]))
+        self.assertLessEqual(
+            relative_error(restored, nhwc(expected["x_rec"]) * std + mean),
+            RTOL,
+        )
+        config = model.backbone.get_config()
+        self.assertEqual(config["input_mean"], statistics["mean"])
+        self.assertEqual(config["input_std"], statistics["std"])
+
+    def test_authors_normalizations_are_the_datasets_statistics(self):
+        for name, statistics in convert.AUTHORS_NORMALIZATIONS.items():
+            self.assertEqual(
+                tuple(statistics["mean"]), TFDS_DATASETS[name]["mean"], name
+            )
+            self.assertEqual(
+                tuple(statistics["std"]), TFDS_DATASETS[name]["std"], name
+            )
+
+    def test_without_statistics_the_model_takes_the_authors_inputs(self):
+        model = convert.convert_checkpoint(
+            reference_path("cifar_small.npz"),
+            reference_path("cifar_small.json"),
+        )
+        self.assertIsNone(model.backbone.standardization)
 
     def test_pth_tar_holds_the_npz_weights_with_module_prefix(self):
         loaded = convert.load_checkpoint(reference_path("cifar_small.pth.tar"))
@@ -463,6 +514,29 @@ class ConvertCommandLineTest(TestCase):
             relative_error(logits, golden("cifar_small")["logits"]), RTOL
         )
 
+    def test_normalization_flag(self):
+        workdir = self.get_temp_dir()
+        output = os.path.join(workdir, "cifar_small_pixels.keras")
+        result = run_python(
+            [
+                "-m",
+                "irevnet_tf.convert",
+                "--checkpoint",
+                reference_path("cifar_small.npz"),
+                "--config",
+                reference_path("cifar_small.json"),
+                "--normalization=cifar10",
+                "--output",
+                output,
+            ],
+            cwd=workdir,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        backbone = load_model(output).backbone
+        statistics = convert.AUTHORS_NORMALIZATIONS["cifar10"]
+        self.assertEqual(backbone.input_mean, statistics["mean"])
+        self.assertEqual(backbone.input_std, statistics["std"])
+
     def test_array_path_does_not_import_torch(self):
         check = textwrap.dedent(
             f"""
@@ -490,6 +564,28 @@ class ConvertCommandLineTest(TestCase):
             ("not_keras", ["--output", "model.h5"], "must name a .keras file"),
             ("directory", ["--output", "dir.keras"], "must name a .keras file"),
             ("unknown_flag", ["--no_such_flag", "1"], "no_such_flag"),
+            (
+                "normalization_and_mean",
+                ["--normalization", "cifar10", "--mean", "0.5"],
+                "--normalization or --mean/--std, not both",
+            ),
+            (
+                "unknown_normalization",
+                ["--normalization", "imagenet"],
+                "--normalization",
+            ),
+            (
+                "mean_not_numbers",
+                ["--mean", "0.5,a,0.5"],
+                "--mean must be comma-separated finite numbers. "
+                "Received: --mean=0.5,a,0.5",
+            ),
+            ("std_zero", ["--std", "0.2,0,0.2"], "--std must be positive"),
+            (
+                "mean_per_channel",
+                ["--mean", "0.5,0.5"],
+                "--mean needs one value or 3",
+            ),
             (
                 "read_only",
                 ["--output", "locked/model.keras"],

@@ -153,7 +153,7 @@ def test_wheel_holds_the_programs_and_their_entry_points(installed):
         (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
         entry_points = wheel.read(entry_points).decode()
     top_level = {name.split("/")[0] for name in names}
-    assert top_level - {"irevnet_tf-0.1.0.dist-info"} == set(PACKAGES)
+    assert top_level - {"irevnet_tf-0.2.0.dist-info"} == set(PACKAGES)
     for path in (
         "train/train.py",
         "train/configs/__init__.py",

@@ -171,18 +171,16 @@ class ReconstructionImages(keras.callbacks.Callback):
 
     Args:
         classifier: the `IRevNetClassifier` being trained.
-        images: a batch of model inputs `(n, H, W, C)`.
+        images: a batch of pixel images in [0, 1] `(n, H, W, C)`, which
+            the model takes (and its inverse returns) as they are.
         log_dir: the TensorBoard directory to write into.
-        to_pixels: maps model inputs to pixel values in [0, 1] for display
-            (undoes the normalisation).
     """
 
-    def __init__(self, classifier, images, log_dir, to_pixels):
+    def __init__(self, classifier, images, log_dir):
         super().__init__()
         self.classifier = classifier
         self.images = tf.convert_to_tensor(images)
         self.log_dir = log_dir
-        self.to_pixels = to_pixels
         self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -192,7 +190,8 @@ class ReconstructionImages(keras.callbacks.Callback):
         restored = self.classifier.inverse(features, training=False)
         errors = relative_errors(self.images, restored)
         pair = tf.concat([self.images, restored], axis=2)
-        pixels = tf.clip_by_value(self.to_pixels(pair), 0.0, 1.0)
+        # Clipped for display only: the error above is of the raw output.
+        pixels = tf.clip_by_value(pair, 0.0, 1.0)
         with self.writer.as_default(step=epoch + 1):
             tf.summary.image(
                 "reconstructions",

@@ -96,7 +96,6 @@ def load_run_data(config: TrainConfig, recipe: recipes_lib.Recipe) -> RunData:
     load_kwargs = dict(
         image_size=config.image_size,
         preprocessing=recipe.preprocessing,
-        normalize=recipe.normalize,
         data_dir=config.data_dir,
         manual_dir=config.manual_dir,
     )

@@ -73,11 +73,6 @@ def evaluate(
     measure = _measurer(model)
     test = measure(test_batches, reconstruction_examples)
     train = measure(train_batches, 0)
-    space = (
-        "model input: pixels normalised per channel, (x - mean) / std"
-        if info.normalized
-        else "model input: pixels in [0, 1]"
-    )
     return {
         "train_accuracy": train["accuracy"],
         "train_examples": train["examples"],
@@ -88,7 +83,9 @@ def evaluate(
         "reconstruction_error": test["reconstruction_error"],
         "reconstruction_error_max": test["reconstruction_error_max"],
         "reconstruction_examples": test["reconstruction_examples"],
-        "reconstruction_space": space,
+        # The model takes pixels and its inverse returns them, whether or
+        # not it standardises them first.
+        "reconstruction_space": "pixels in [0, 1]",
         "notes": {
             "train_accuracy": (
                 "inference mode, no augmentation, on the first "
@@ -100,8 +97,10 @@ def evaluate(
             ),
             "reconstruction_error": (
                 "mean over test images of ||x - inverse(features(x))|| / "
-                "||x||, inference mode, float32 model, error computed in "
-                "float64 (irevnet_tf.reconstruction_error)"
+                "||x||, x and the reconstruction pixel images in [0, 1] "
+                "(what the model takes and its inverse returns), inference "
+                "mode, float32 model, error computed in float64 "
+                "(irevnet_tf.reconstruction_error)"
             ),
             "wall_time_seconds": (
                 "this invocation of train_and_evaluate, from settings to "

@@ -50,7 +50,7 @@ def run_record(
             image_shape=list(info.image_shape),
             train_examples=info.num_examples,
             eval_split=info.eval_split,
-            normalized=info.normalized,
+            normalized=recipe.normalize,
             mean=list(info.mean),
             std=list(info.std),
         ),

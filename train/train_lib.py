@@ -19,7 +19,7 @@ A run
 What `MODEL_DIR` holds (`irevnet_tf.run_directory`):
 
     config.json                    resolved settings, dataset facts
-                                   (classes, image shape, normalisation)
+                                   (classes, image shape, pixel statistics)
     checkpoints/state.weights.h5   training state, every N steps
     logs/                          TensorBoard: train/ and validation/
                                    (loss, accuracy, learning rate),
@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 
 import irevnet_tf
+from irevnet_tf import datasets
 from irevnet_tf.cli import UsageError
 from irevnet_tf.run_directory import MODEL_FILENAME
 from irevnet_tf.run_directory import RunDirectory
@@ -154,7 +155,7 @@ def train_and_evaluate(config: TrainConfig) -> dict:
             metrics["export"] = (
                 finished_before
                 and run_files.previous_export(run_dir, config.export_dir)
-            ) or _export(model, config.export_dir)
+            ) or _export(model, config.export_dir, run.recipe.preprocessing)
         metrics["wall_time_seconds"] = round(
             time.perf_counter() - start_time, 2
         )
@@ -172,6 +173,15 @@ def train_and_evaluate(config: TrainConfig) -> dict:
         f"{run_dir.model_path} and {os.path.basename(run_dir.metrics_path)}.",
     )
     return metrics
+
+
+def _input_statistics(
+    recipe: recipes_lib.Recipe, info: datasets.DatasetInfo
+) -> dict:
+    """The model's `input_mean`/`input_std`: the training images' ones."""
+    if not recipe.normalize:
+        return {}
+    return {"input_mean": list(info.mean), "input_std": list(info.std)}
 
 
 def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
@@ -219,6 +229,9 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             # computes what one device would, and every replica keeps the
             # same moving statistics.
             synchronized_batch_norm=replicas > 1,
+            # The model standardises its pixel inputs itself, so that it
+            # (and every SavedModel of it) takes and returns pixels.
+            **_input_statistics(recipe, info),
         )
     # Created outside the scope on purpose (see FitModel).
     trainee = distribute.FitModel(
@@ -318,7 +331,6 @@ def _fit(run: _Run, backup, start_step: int) -> dict:
                     run.model,
                     logged_images,
                     os.path.join(log_dir, "reconstructions"),
-                    to_pixels=info.denormalize,
                 )
             )
         verbose = config.verbose if run.is_chief else 0
@@ -370,10 +382,12 @@ def _inference_copy(model) -> irevnet_tf.IRevNetClassifier:
     return copy
 
 
-def _export(model, export_dir: str) -> dict:
+def _export(model, export_dir: str, preprocessing: str) -> dict:
     from export import export_lib
 
-    result = export_lib.export_for_serving(model, export_dir)
+    result = export_lib.export_for_serving(
+        model, export_dir, preprocessing=preprocessing
+    )
     print(f"Exported {result.forward_dir} and {result.inverse_dir}")
     return {
         "export_dir": os.path.abspath(export_dir),

@@ -12,7 +12,9 @@ Each subcommand writes OUTPUT_DIR/SUBCOMMAND.json (its numbers) and
 OUTPUT_DIR/SUBCOMMAND.png (its figure); `SUBCOMMAND --help` lists its
 flags. `--model` is a .keras file holding an IRevNetClassifier or a
 training --model_dir; the images are prepared as the training run recorded
-in its config.json (else: resized, not normalised), which flags override.
+in its config.json (else: resized), which flags override. Images are
+pixels in [0, 1]: a model trained on normalised images standardises them
+itself.
 Bad input prints one line on stderr and exits with status 2, before
 anything is computed or written.
 """
@@ -96,13 +98,6 @@ _PREPROCESSING = flags.DEFINE_string(
     "run's recipe, else resize.",
     flag_values=COMMON_FLAGS,
 )
-_NORMALIZE = flags.DEFINE_boolean(
-    "normalize",
-    None,
-    "Normalise images per channel, (x - mean) / std. Default: as the "
-    "training run did, else not.",
-    flag_values=COMMON_FLAGS,
-)
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "TensorFlow Datasets directory.", flag_values=COMMON_FLAGS
 )
@@ -136,15 +131,11 @@ def data_settings() -> data_lib.DataSettings | None:
     if dataset is None:
         return None
     same = recorded is not None and dataset == recorded.dataset
-    normalize = _NORMALIZE.value
-    if normalize is None:
-        normalize = same and recorded.normalize
     return data_lib.DataSettings(
         dataset=dataset,
         image_size=_IMAGE_SIZE.value,
         preprocessing=_PREPROCESSING.value
         or (recorded.preprocessing if same else "resize"),
-        normalize=normalize,
         data_dir=_DATA_DIR.value,
         manual_dir=_MANUAL_DIR.value,
     )

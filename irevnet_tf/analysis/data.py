@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+from typing import Callable
 from typing import Iterator
 
 import numpy as np
@@ -24,7 +25,6 @@ class DataSettings:
             the dataset's if the model takes any size).
         preprocessing: evaluation transform style ("resize", "cifar",
             "imagenet").
-        normalize: whether the model takes images normalised per channel.
         data_dir: TensorFlow Datasets directory, None for the default.
         manual_dir: imagenet2012's manual download directory.
     """
@@ -32,7 +32,6 @@ class DataSettings:
     dataset: str
     image_size: int | None = None
     preprocessing: str = "resize"
-    normalize: bool = False
     data_dir: str | None = None
     manual_dir: str | None = None
 
@@ -44,8 +43,8 @@ def recorded_settings(model_path: str) -> DataSettings | None:
     `model_path` is a training `--model_dir` or the `model.keras` in one.
 
     Returns:
-        `DataSettings` with the recorded dataset, preprocessing and
-        normalisation (other fields at their defaults), or None if there is
+        `DataSettings` with the recorded dataset and preprocessing (other
+        fields at their defaults), or None if there is
         no record.
 
     Raises:
@@ -58,7 +57,6 @@ def recorded_settings(model_path: str) -> DataSettings | None:
     return DataSettings(
         dataset=record.dataset.name,
         preprocessing=record.recipe.get("preprocessing", "resize"),
-        normalize=bool(record.dataset.normalized),
     )
 
 
@@ -118,7 +116,6 @@ def load_split(
         settings.dataset,
         image_size=size,
         preprocessing=settings.preprocessing,
-        normalize=settings.normalize,
         data_dir=settings.data_dir,
         manual_dir=settings.manual_dir,
     )
@@ -158,15 +155,27 @@ def split_size(info: datasets.DatasetInfo, max_examples: int | None) -> int:
 
 
 def load_examples(
-    model, settings: DataSettings, split: str, count: int
+    model,
+    settings: DataSettings,
+    split: str,
+    count: int,
+    too_few: Callable[[int], str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, datasets.DatasetInfo]:
     """The first `count` images and labels of a split, as arrays.
+
+    Args:
+        too_few: if given, a split with fewer than `count` examples is an
+            error: `too_few(examples_in_split)` is its message. Raised
+            before any example is read, so that nothing TensorFlow logs
+            while reading precedes the error line.
 
     Returns:
         `(images, labels, info)`, as `load_split(..., max_examples=count)`
         yields them (fewer if the split is shorter).
     """
     dataset, info = load_split(model, settings, split, count)
+    if too_few is not None and info.num_examples < count:
+        raise ValueError(too_few(info.num_examples))
     images, labels = [], []
     # Read to the end, never stopped early: see `load_split`.
     for image, label in dataset.as_numpy_iterator():
@@ -206,11 +215,6 @@ def image_shape(model, settings: DataSettings | None) -> tuple:
             f"{model.backbone.downsampling_factor}. Received: image_size={size}"
         )
     return (size, size, channels)
-
-
-def pixel_converter(info: datasets.DatasetInfo):
-    """`fn(images) -> numpy pixels` undoing the split's normalisation."""
-    return lambda images: np.asarray(info.denormalize(np.asarray(images)))
 
 
 def progress(iterable, total: int | None, description: str):

@@ -30,7 +30,7 @@ def show_reconstructions(
     Args:
         fig: a `Figure` or `SubFigure`.
         originals, reconstructions: `[0, 1]` pixels `(n, H, W, C)`.
-        differences: `x - Phi^-1(Phi x)` in the model's input space; shown
+        differences: `x - Phi^-1(Phi x)` in pixels; shown
             as the largest absolute value over channels, on a shared scale.
     """
     originals = displayable(originals)

@@ -106,14 +106,13 @@ def endpoint_errors(path: dict, x0, x1) -> list:
 
 
 def plot_interpolations(
-    paths: list, captions: list, to_pixels, title: str
+    paths: list, captions: list, title: str
 ) -> figure_lib.Figure:
     """Two strips per pair: through the features, and through the pixels.
 
     Args:
         paths: dicts from `interpolation_path`.
         captions: one string per pair (e.g. its indices and labels).
-        to_pixels: `fn(images) -> [0, 1]` pixels for display.
         title: the figure's title.
     """
     steps = len(paths[0]["t"])
@@ -127,7 +126,7 @@ def plot_interpolations(
             (("features_path", "features"), ("pixel_path", "pixels"))
         ):
             row = axes[2 * p + r]
-            images = figures.displayable(to_pixels(path[key]))
+            images = figures.displayable(path[key])
             for j, ax in enumerate(row):
                 figures.show_image(ax, images[j])
                 if p == 0 and r == 0:
@@ -171,7 +170,7 @@ def run_interpolation(
     Returns:
         The record written to interpolation.json. interpolation.npz holds the
         strips: "t", "features_paths" and "pixel_paths" `(pairs, steps, H,
-        W, C)` in the model's input space, "pairs".
+        W, C)` pixels, "pairs".
     """
     if pairs is None and (not isinstance(num_pairs, int) or num_pairs < 1):
         raise ValueError(
@@ -187,15 +186,19 @@ def run_interpolation(
             )
         pool_size = max(max(p) for p in pairs) + 1
     images, labels, info = data_lib.load_examples(
-        model, settings, split, pool_size
+        model,
+        settings,
+        split,
+        pool_size,
+        too_few=None
+        if pairs is None
+        else lambda size: (
+            f"{settings.dataset} {split} has {size} images; indices "
+            f"go from 0 to {size - 1}. Received: pairs={pairs}"
+        ),
     )
     if pairs is None:
         pairs = choose_pairs(labels, num_pairs, seed)
-    elif pool_size > len(images):
-        raise ValueError(
-            f"{settings.dataset} {split} has {len(images)} images; indices "
-            f"go from 0 to {len(images) - 1}. Received: pairs={pairs}"
-        )
     paths, captions, entries = [], [], []
     for i, j in data_lib.progress(pairs, len(pairs), "pairs"):
         path = interpolation_path(model, images[i], images[j], steps)
@@ -227,7 +230,7 @@ def run_interpolation(
             ),
             "predictions": "the model's class for each x_t",
             "distance_from_pixel_path": (
-                "||x_t - ((1 - t) x0 + t x1)||, in the model's input space"
+                "||x_t - ((1 - t) x0 + t x1)||, in pixels"
             ),
         },
     }
@@ -235,7 +238,6 @@ def run_interpolation(
     fig = plot_interpolations(
         paths,
         captions,
-        data_lib.pixel_converter(info),
         f"Interpolation in feature space: {model_name}, "
         f"{settings.dataset} {split}",
     )

@@ -34,7 +34,8 @@ def data_record(settings, info, split: str, examples: int) -> dict:
         "examples": int(examples),
         "image_shape": list(info.image_shape),
         "preprocessing": settings.preprocessing,
-        "normalized": bool(info.normalized),
+        # The model takes pixels (it standardises them itself, if at all).
+        "pixel_range": [0.0, 1.0],
     }
 
 

@@ -112,14 +112,12 @@ def reconstruction_errors(
     )
 
 
-def plot_reconstruction(
-    sources: dict, to_pixels: dict, title: str
-) -> figure_lib.Figure:
+def plot_reconstruction(sources: dict, title: str) -> figure_lib.Figure:
     """Histograms of the per-sample errors, and examples with differences.
 
     Args:
-        sources: `{label: ReconstructionErrors}`, one per image source.
-        to_pixels: `{label: fn(images) -> [0, 1] pixels}` for display.
+        sources: `{label: ReconstructionErrors}`, one per image source
+            (pixel images: the model takes and returns pixels).
         title: the figure's title.
     """
     rows = len(sources)
@@ -157,11 +155,10 @@ def plot_reconstruction(
     ax.set_title(title)
     grid = bottom.subfigures(rows, 1) if rows > 1 else [bottom]
     for subfig, (label, source) in zip(grid, sources.items()):
-        convert = to_pixels[label]
         figures.show_reconstructions(
             subfig,
-            convert(source.originals),
-            convert(source.reconstructions),
+            np.asarray(source.originals),
+            np.asarray(source.reconstructions),
             np.asarray(source.originals) - source.reconstructions,
             label,
         )
@@ -201,7 +198,7 @@ def run_reconstruction(
             "Nothing to measure: give a dataset or a positive number of "
             f"noise images. Received: num_noise={num_noise}, dataset=None"
         )
-    sources, to_pixels = {}, {}
+    sources = {}
     record = {
         "analysis": "reconstruction",
         "model": outputs.model_record(model, model_name),
@@ -219,7 +216,6 @@ def run_reconstruction(
             -(-count // batch_size),
             description=label,
         )
-        to_pixels[label] = data_lib.pixel_converter(info)
         record["data"] = outputs.data_record(
             settings, info, split, sources[label].errors.size
         )
@@ -233,9 +229,8 @@ def run_reconstruction(
             -(-num_noise // batch_size),
             description=label,
         )
-        to_pixels[label] = np.asarray
         record["noise"] = {
-            "distribution": "uniform in [0, 1) in the model's input space",
+            "distribution": "uniform pixels in [0, 1)",
             "image_shape": list(shape),
             "seed": seed,
             "errors": sources[label].summary(),
@@ -243,16 +238,14 @@ def run_reconstruction(
     record["notes"] = {
         "errors": (
             "relative reconstruction error ||x - Phi^-1(Phi x)|| / ||x|| per "
-            "sample (norms over all its pixels, in the model's input "
-            "space), inference mode, computed in "
+            "sample (norms over all its pixels, x in [0, 1] as the model "
+            "takes it), inference mode, computed in "
             f"{model.compute_dtype} and summarised in float64; 'mean' is "
             "the paper's number"
         ),
         "paper": "5e-6 on uniform noise, 3e-6 on ImageNet validation",
     }
-    fig = plot_reconstruction(
-        sources, to_pixels, f"Reconstruction error of {model_name}"
-    )
+    fig = plot_reconstruction(sources, f"Reconstruction error of {model_name}")
     outputs.write_outputs(output_dir, "reconstruction", record, fig)
     return record
 

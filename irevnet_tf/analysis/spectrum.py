@@ -242,13 +242,15 @@ def run_spectrum(
         split = split or data_lib.eval_split(settings.dataset)
         count = first_index + num_images
         images, labels, info = data_lib.load_examples(
-            model, settings, split, count
+            model,
+            settings,
+            split,
+            count,
+            too_few=lambda size: (
+                f"{settings.dataset} {split} has {size} images. Received: "
+                f"first_index={first_index}, num_images={num_images}"
+            ),
         )
-        if len(images) < count:
-            raise ValueError(
-                f"{settings.dataset} {split} has {len(images)} images. "
-                f"Received: first_index={first_index}, num_images={num_images}"
-            )
         images, labels = images[first_index:], labels[first_index:]
         names = [
             f"{settings.dataset} {split} #{first_index + i} (class {label})"
@@ -263,7 +265,7 @@ def run_spectrum(
         )
         names = [f"uniform noise #{i}" for i in range(num_images)]
         record["noise"] = {
-            "distribution": "uniform in [0, 1) in the model's input space",
+            "distribution": "uniform pixels in [0, 1)",
             "image_shape": list(shape),
             "seed": seed,
         }

@@ -24,6 +24,12 @@ Command line, from the repository root (or `irevnet-convert` after
 or an object holding one under the key "constructor". The written `.keras`
 file loads with `keras.saving.load_model` after `import irevnet_tf`.
 
+The authors' CIFAR code trains on normalised images, `(x - mean) / std`.
+`--normalization=cifar10` (or `cifar100`) gives the converted model their
+statistics (`AUTHORS_NORMALIZATIONS`) as its first layer, so that it takes
+pixels in [0, 1]; `--mean` and `--std` give others. Without them the model
+takes what the authors' model took.
+
 In Python:
 
     config = load_config("constructor.json")
@@ -37,12 +43,14 @@ back), `weights` (their state_dict into a model), `checkpoint` (files),
 from irevnet_tf.convert.checkpoint import convert_checkpoint
 from irevnet_tf.convert.checkpoint import load_checkpoint
 from irevnet_tf.convert.checkpoint import load_config
+from irevnet_tf.convert.constructor import AUTHORS_NORMALIZATIONS
 from irevnet_tf.convert.constructor import authors_constructor
 from irevnet_tf.convert.constructor import build_model
 from irevnet_tf.convert.constructor import config_from_authors
 from irevnet_tf.convert.weights import convert_state_dict
 
 __all__ = [
+    "AUTHORS_NORMALIZATIONS",
     "authors_constructor",
     "build_model",
     "config_from_authors",

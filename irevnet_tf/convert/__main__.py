@@ -7,8 +7,14 @@ r"""Converts a checkpoint of the authors' PyTorch i-RevNet into a .keras file.
 bare state_dict written by `torch.save` (needs PyTorch), or a `.npz` of
 arrays; `--config` a JSON object of the authors' constructor arguments. The
 written file loads with `keras.saving.load_model` after `import irevnet_tf`.
+
+`--normalization=cifar10` (or `cifar100`) makes the model standardise its
+pixel inputs with the statistics the authors' CIFAR code normalised with,
+so that it takes pixels in [0, 1]; `--mean`/`--std` give other statistics.
+Without them the model takes what the authors' model took.
 """
 
+import math
 import os
 
 import numpy as np
@@ -17,6 +23,8 @@ from absl import flags
 from irevnet_tf import cli
 from irevnet_tf import files
 from irevnet_tf.convert import checkpoint
+from irevnet_tf.convert.constructor import AUTHORS_NORMALIZATIONS
+from irevnet_tf.convert.constructor import config_from_authors
 
 PROGRAM = "convert"
 
@@ -41,7 +49,74 @@ _ALLOW_PICKLE = flags.DEFINE_bool(
     "Read PyTorch files with full unpickling (torch.load with "
     "weights_only=False). Only for files from a trusted source.",
 )
+_NORMALIZATION = flags.DEFINE_enum(
+    "normalization",
+    None,
+    sorted(AUTHORS_NORMALIZATIONS),
+    "The model standardises its pixel inputs with the statistics the "
+    "authors' CIFAR code normalised this dataset with, (x - mean) / std, "
+    "so it takes pixels in [0, 1]. Default: no standardisation.",
+)
+_MEAN = flags.DEFINE_list(
+    "mean",
+    None,
+    "Per-channel pixel mean the model subtracts first (comma-separated, "
+    "one value or one per channel); instead of --normalization.",
+)
+_STD = flags.DEFINE_list(
+    "std",
+    None,
+    "Per-channel pixel standard deviation the model divides by "
+    "(comma-separated, positive); instead of --normalization.",
+)
 flags.mark_flags_as_required(["checkpoint", "config", "output"])
+
+
+def _statistics(channels: int) -> dict:
+    """`input_mean`/`input_std` from the flags; raises `cli.UsageError`."""
+    if _NORMALIZATION.value is not None:
+        if _MEAN.value is not None or _STD.value is not None:
+            raise cli.UsageError(
+                "Give --normalization or --mean/--std, not both. Received: "
+                f"--normalization={_NORMALIZATION.value}"
+            )
+        statistics = AUTHORS_NORMALIZATIONS[_NORMALIZATION.value]
+        if channels != len(statistics["mean"]):
+            raise cli.UsageError(
+                f"--normalization={_NORMALIZATION.value} is for 3-channel "
+                f"images; the model takes {channels}. Received: "
+                f"--normalization={_NORMALIZATION.value}"
+            )
+        return {
+            "input_mean": statistics["mean"],
+            "input_std": statistics["std"],
+        }
+    result = {}
+    for flag, name in ((_MEAN, "input_mean"), (_STD, "input_std")):
+        if flag.value is None:
+            continue
+        text = ",".join(flag.value)
+        try:
+            values = [float(v) for v in flag.value]
+        except ValueError:
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):
+            raise cli.UsageError(
+                f"--{flag.name} must be comma-separated finite numbers. "
+                f"Received: --{flag.name}={text}"
+            )
+        if flag is _STD and not all(v > 0 for v in values):
+            raise cli.UsageError(
+                f"--std must be positive. Received: --std={text}"
+            )
+        if len(values) not in (1, channels):
+            raise cli.UsageError(
+                f"--{flag.name} needs one value or {channels} (one per "
+                f"channel of the model's images). "
+                f"Received: --{flag.name}={text}"
+            )
+        result[name] = values
+    return result
 
 
 def main() -> None:
@@ -55,8 +130,13 @@ def main() -> None:
             os.path.dirname(os.path.abspath(output)),
             "the directory of --output",
         )
+        config = checkpoint.load_config(_CONFIG.value)
+        channels = config_from_authors(config)["image_shape"][-1]
         model = checkpoint.convert_checkpoint(
-            _CHECKPOINT.value, _CONFIG.value, allow_pickle=_ALLOW_PICKLE.value
+            _CHECKPOINT.value,
+            config,
+            allow_pickle=_ALLOW_PICKLE.value,
+            **_statistics(channels),
         )
         checkpoint.save_model(model, output)
     except (ValueError, OSError, ImportError) as error:

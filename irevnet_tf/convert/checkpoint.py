@@ -75,7 +75,9 @@ def load_config(path):
     return constructor_arguments(config)
 
 
-def convert_checkpoint(checkpoint, config, allow_pickle=False):
+def convert_checkpoint(
+    checkpoint, config, allow_pickle=False, input_mean=None, input_std=None
+):
     """`convert_state_dict(load_checkpoint(checkpoint), load_config(config))`.
 
     `config` may also be a mapping of the authors' constructor arguments.
@@ -85,7 +87,10 @@ def convert_checkpoint(checkpoint, config, allow_pickle=False):
     # Validate the (cheap) config before reading a large checkpoint.
     config_from_authors(config)
     return convert_state_dict(
-        load_checkpoint(checkpoint, allow_pickle=allow_pickle), config
+        load_checkpoint(checkpoint, allow_pickle=allow_pickle),
+        config,
+        input_mean=input_mean,
+        input_std=input_std,
     )
 
 

@@ -15,6 +15,22 @@ from irevnet_tf.models.irevnet import IRevNet
 from irevnet_tf.models.irevnet_classifier import IRevNetClassifier
 from irevnet_tf.models.irevnet_presets import split_head
 
+# The per-channel pixel statistics the authors' CIFAR code normalises its
+# inputs with (pytorch-i-revnet `models/utils_cifar.py`), by dataset: a
+# converted model standardises its pixel inputs with them when asked to
+# (`build_model(..., input_mean=..., input_std=...)`, the converter's
+# `--normalization`). The authors' ImageNet script states none.
+AUTHORS_NORMALIZATIONS = {
+    "cifar10": {
+        "mean": [0.4914, 0.4822, 0.4465],
+        "std": [0.2023, 0.1994, 0.2010],
+    },
+    "cifar100": {
+        "mean": [0.5071, 0.4867, 0.4408],
+        "std": [0.2675, 0.2565, 0.2761],
+    },
+}
+
 # The authors' `iRevNet.__init__` signature: required names and defaults.
 _REQUIRED_ARGS = ("nBlocks", "nStrides", "nClasses", "in_shape")
 _DEFAULT_ARGS = {
@@ -111,9 +127,15 @@ def config_from_authors(constructor):
     }
 
 
-def build_model(config):
-    """An untrained `IRevNetClassifier` for the authors' constructor args."""
+def build_model(config, input_mean=None, input_std=None):
+    """An untrained `IRevNetClassifier` for the authors' constructor args.
+
+    `input_mean` and `input_std` are `IRevNet`'s: the pixel statistics the
+    model standardises its inputs with (for example
+    `AUTHORS_NORMALIZATIONS["cifar10"]`); None for none.
+    """
     kwargs, head = split_head(config_from_authors(config))
+    kwargs.update(input_mean=input_mean, input_std=input_std)
     try:
         return IRevNetClassifier(IRevNet(**kwargs), **head)
     except ValueError as error:

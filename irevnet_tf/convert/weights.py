@@ -46,7 +46,7 @@ _IGNORED_BUFFER = "num_batches_tracked"
 _DATA_PARALLEL_PREFIX = "module."
 
 
-def convert_state_dict(state_dict, config):
+def convert_state_dict(state_dict, config, input_mean=None, input_std=None):
     """Builds an `IRevNetClassifier` holding the weights of `state_dict`.
 
     Args:
@@ -56,6 +56,10 @@ def convert_state_dict(state_dict, config):
             work too). `num_batches_tracked` entries are ignored.
         config: the authors' constructor arguments, as `config_from_authors`
             takes them.
+        input_mean, input_std: optional per-channel pixel statistics the
+            model standardises its inputs with (`IRevNet`'s arguments), so
+            that a model the authors trained on normalised images takes
+            pixels; None for none (the model takes what the authors' took).
 
     Returns:
         An `IRevNetClassifier` in which every weight comes from `state_dict`.
@@ -64,7 +68,7 @@ def convert_state_dict(state_dict, config):
         ValueError: for a bad `config`, or a missing, unknown or mis-shaped
             key; the message names the key.
     """
-    model = build_model(config)
+    model = build_model(config, input_mean=input_mean, input_std=input_std)
     state_dict = _strip_data_parallel_prefix(state_dict)
     targets = _weight_map(model)
 

@@ -1,10 +1,10 @@
 """Image classification datasets for i-RevNet, as `tf.data` pipelines.
 
 One function, `load(name, split, ...)`, gives `(dataset, info)`: a
-`tf.data.Dataset` of `(image, label)` pairs (float32 images in [0, 1] or
-normalised per channel, int32 labels) and a `DatasetInfo` (classes, image
-shape, normalisation statistics). The training program and the analysis
-tools read data only through it.
+`tf.data.Dataset` of `(image, label)` pairs (float32 pixel images in
+[0, 1], int32 labels) and a `DatasetInfo` (classes, image shape, the pixel
+statistics a model standardises its inputs with). The training program and
+the analysis tools read data only through it.
 
 Datasets:
 - "digits": scikit-learn's 1,797 handwritten digits, 8x8 grayscale, as the

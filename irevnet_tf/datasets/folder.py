@@ -118,8 +118,13 @@ def read_folder(root: str) -> FolderContents:
 
 def decode(path: tf.Tensor, channels: int) -> tf.Tensor:
     """Reads an image file as float32 in [0, 1] with `channels` channels."""
+    return decode_bytes(tf.io.read_file(path), channels)
+
+
+def decode_bytes(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """Decodes a PNG, JPEG, GIF or BMP image as `decode` does a file."""
     image = tf.io.decode_image(
-        tf.io.read_file(path), expand_animations=False, dtype=tf.float32
+        contents, expand_animations=False, dtype=tf.float32
     )
     image.set_shape((None, None, None))
     return _convert_channels(image, channels)

@@ -14,7 +14,8 @@ from irevnet_tf.datasets.digits import Digits
 FOLDER_PREFIX = "folder:"
 
 # The TensorFlow Datasets names `load` accepts, with the split to evaluate on
-# and the per-channel statistics images are normalised with.
+# and the per-channel pixel statistics a model standardises its inputs with
+# (`IRevNet(input_mean=..., input_std=...)`).
 TFDS_DATASETS = {
     # Of the 1,437 training images.
     "digits": {"eval_split": "test", "mean": (0.3054,), "std": (0.3760,)},
@@ -56,9 +57,10 @@ class DatasetInfo:
         image_shape: `(height, width, channels)` of the images yielded.
         eval_split: the split to evaluate on ("test", or "validation" for
             imagenet2012).
-        mean, std: per-channel statistics used to normalise.
-        normalized: whether the images yielded are normalised,
-            `(x - mean) / std`, rather than in [0, 1].
+        mean, std: per-channel pixel statistics of the training images,
+            for a model that standardises its inputs, `(x - mean) / std`
+            (`IRevNet(input_mean=mean, input_std=std)`). The images yielded
+            are pixels in [0, 1] all the same.
     """
 
     name: str
@@ -70,13 +72,6 @@ class DatasetInfo:
     eval_split: str
     mean: tuple
     std: tuple
-    normalized: bool
-
-    def denormalize(self, images):
-        """Maps yielded images back to [0, 1] pixel values (for display)."""
-        if not self.normalized:
-            return images
-        return images * tf.constant(self.std) + tf.constant(self.mean)
 
 
 def load(
@@ -86,7 +81,6 @@ def load(
     image_size: int | None = None,
     preprocessing: str = "resize",
     training: bool = False,
-    normalize: bool = False,
     data_dir: str | None = None,
     manual_dir: str | None = None,
     seed: int | None = None,
@@ -96,8 +90,9 @@ def load(
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """Loads an image classification dataset as `(image, label)` pairs.
 
-    Images are float32 `(image_size, image_size, channels)`, in [0, 1] or
-    normalised per channel (`normalize=True`); labels are int32. The
+    Images are float32 `(image_size, image_size, channels)` pixels in
+    [0, 1]; labels are int32. A model that standardises its inputs does so
+    itself, with the statistics in `DatasetInfo.mean` and `.std`. The
     pipeline is not batched; decoding and preprocessing run in parallel and
     the result is prefetched.
 
@@ -118,8 +113,6 @@ def load(
             a fixed order. Which examples come when, and how each is
             augmented, are functions of `seed`, the epoch and the position
             in the epoch alone (see `start`).
-        normalize: subtract the per-channel mean and divide by the standard
-            deviation (`DatasetInfo.mean`, `.std`).
         data_dir: TensorFlow Datasets directory (default
             `~/tensorflow_datasets`).
         manual_dir: imagenet2012's manual download directory, holding
@@ -188,7 +181,6 @@ def load(
         eval_split=source.eval_split,
         mean=tuple(source.mean),
         std=tuple(source.std),
-        normalized=normalize,
     )
     if start and not training:
         raise ValueError(
@@ -226,13 +218,9 @@ def load(
         def transform(image, label):
             return evaluate(source.decode(image)), label
 
-    mean, std = tf.constant(info.mean), tf.constant(info.std)
-
     def finish(*example):
         image, label = transform(*example)
         image.set_shape(info.image_shape)
-        if normalize:
-            image = (image - mean) / std
         return image, tf.cast(label, tf.int32)
 
     dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)

@@ -9,6 +9,7 @@ from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.irevnet_block import IRevNetBlock
+from irevnet_tf.layers.standardization import Standardization
 from irevnet_tf.layers.stream_precision import is_mixed
 from irevnet_tf.layers.stream_precision import round_to_grid
 from irevnet_tf.layers.stream_precision import stream_dtype_policy
@@ -20,10 +21,17 @@ from irevnet_tf.models.irevnet_presets import split_head
 class IRevNet(InvertibleLayer, keras.Model):
     """The invertible i-RevNet backbone `Phi`.
 
-    Images go through an optional invertible down-sampling, are split into
-    two channel halves, pass a stack of `IRevNetBlock`s and are merged again:
+    Pixel images are standardised per channel (if given statistics), go
+    through an optional invertible down-sampling, are split into two channel
+    halves, pass a stack of `IRevNetBlock`s and are merged again:
 
-        Phi(x) = M(B_J(... B_1(S(D(x)))))    Phi^-1 = D^-1 S^-1 B_1^-1 ... M^-1
+        Phi(x) = M(B_J(... B_1(S(D(N(x))))))
+        Phi^-1 = N^-1 D^-1 S^-1 B_1^-1 ... M^-1
+
+    The standardisation `N(x) = (x - input_mean) / input_std` is part of the
+    model, so the model takes and returns pixels: `backbone(pixels)` and
+    `backbone.inverse(features)` (pixels again), and so do SavedModels
+    exported from it.
 
     Nothing is discarded: `backbone.inverse(backbone(x))` returns `x` up to
     float rounding. Inversion is exact only in inference mode (BatchNorm).
@@ -87,10 +95,19 @@ class IRevNet(InvertibleLayer, keras.Model):
             of storing them (`tf.custom_gradient`), so activation memory does
             not grow with depth. False uses plain autodiff. Either way the
             function and its gradients are the same.
+        input_mean: optional float or list of floats, one per image
+            channel: the pixel mean subtracted first (a `Standardization`
+            layer). None (the default) subtracts nothing.
+        input_std: optional positive float or list of floats, one per
+            channel: what the centred pixels are divided by. None divides
+            by 1. With neither, images enter the blocks unchanged (the
+            models saved before these arguments existed).
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        inputs: images `(batch, H, W, C)`; with `inverse=True`, features.
+        inputs: pixel images `(batch, H, W, C)` (the scale that
+            `input_mean` and `input_std` describe, [0, 1] in this
+            project's pipelines); with `inverse=True`, features.
         inverse: bool, map features back to images.
         training: bool or None, BatchNorm and dropout mode.
 
@@ -125,12 +142,15 @@ class IRevNet(InvertibleLayer, keras.Model):
         kernel_regularizer=None,
         seed=None,
         memory_saving=True,
+        input_mean=None,
+        input_std=None,
         **kwargs,
     ):
         stage_depths = list(stage_depths)
         stage_filters = list(stage_filters)
         stage_strides = list(stage_strides)
         image_shape = tuple(image_shape)
+        input_mean, input_std = _validate_statistics(input_mean, input_std)
         _validate_architecture(
             stage_depths,
             stage_filters,
@@ -157,6 +177,8 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
         self.memory_saving = memory_saving
+        self.input_mean = input_mean
+        self.input_std = input_std
         # One draw per training step; every block derives its own mask seed
         # from it (`memory_saving.step_call_kwargs`), so a recomputation can
         # replay the masks exactly. The blocks own no seed generators.
@@ -165,6 +187,19 @@ class IRevNet(InvertibleLayer, keras.Model):
         )
 
         stream = stream_dtype_policy(self.dtype_policy)
+        # Absent, not an identity layer, without statistics: the chain (and
+        # with it each block's dropout seed, `step_call_kwargs`) stays that
+        # of the models saved before the statistics existed.
+        self.standardization = (
+            Standardization(
+                input_mean,
+                input_std,
+                dtype=stream,
+                name="standardization",
+            )
+            if input_mean is not None
+            else None
+        )
         self.initial_downsampling = (
             InvertibleDownsampling(
                 initial_block_size, dtype=stream, name="initial_downsampling"
@@ -211,8 +246,12 @@ class IRevNet(InvertibleLayer, keras.Model):
 
     @property
     def invertible_layers(self):
-        """The chain `[D], S, B_1, ..., B_J, M` in forward order."""
-        head = [self.initial_downsampling] if self.initial_downsampling else []
+        """The chain `[N], [D], S, B_1, ..., B_J, M` in forward order."""
+        head = [
+            layer
+            for layer in (self.standardization, self.initial_downsampling)
+            if layer is not None
+        ]
         return head + [self.split] + self.blocks + [self.merge]
 
     @property
@@ -239,9 +278,10 @@ class IRevNet(InvertibleLayer, keras.Model):
         self.built = True
 
     def _forward(self, inputs, training=None):
+        x, layers = self._to_stream(inputs)
         return chain.call_chain(
-            self.invertible_layers,
-            self._to_stream(inputs),
+            layers,
+            x,
             training=training,
             memory_saving=self.memory_saving,
             seed_generator=self.seed_generator,
@@ -263,11 +303,10 @@ class IRevNet(InvertibleLayer, keras.Model):
             output halves merged, `(batch, H_j, W_j, 2 * width_j)`. The last
             one equals `self(images)`.
         """
-        layers = self.invertible_layers
+        x, layers = self._to_stream(images)
         layer_kwargs = chain.step_call_kwargs(
             layers, self.seed_generator, training
         )
-        x = self._to_stream(images)
         outputs = []
         for layer, kwargs in zip(layers[:-1], layer_kwargs):
             x = layer(x, training=training, **kwargs)
@@ -276,10 +315,19 @@ class IRevNet(InvertibleLayer, keras.Model):
         return outputs
 
     def _to_stream(self, images):
-        """Images on the stream's fixed-point grid under a mixed policy."""
-        if is_mixed(self.dtype_policy):
-            return round_to_grid(images)
-        return images
+        """The chain's input and the layers still to apply to it.
+
+        Under a mixed policy the stream starts on its fixed-point grid:
+        after the standardisation (whose output would not lie on the grid
+        of rounded pixels), so that every addition of the coupling is exact.
+        """
+        layers = self.invertible_layers
+        if not is_mixed(self.dtype_policy):
+            return images, layers
+        if self.standardization is not None:
+            images = self.standardization(images)
+            layers = layers[1:]
+        return round_to_grid(images), layers
 
     def compile(self, *args, jit_compile="auto", **kwargs):
         jit_compile = chain.resolve_jit_compile(jit_compile, self.memory_saving)
@@ -315,9 +363,27 @@ class IRevNet(InvertibleLayer, keras.Model):
                 ),
                 "seed": self.seed,
                 "memory_saving": self.memory_saving,
+                "input_mean": self.input_mean,
+                "input_std": self.input_std,
             }
         )
         return config
+
+
+def _validate_statistics(input_mean, input_std):
+    """`(mean, std)` as lists of floats, or `(None, None)` for identity."""
+    if input_mean is None and input_std is None:
+        return None, None
+    try:
+        layer = Standardization(
+            mean=0.0 if input_mean is None else input_mean,
+            std=1.0 if input_std is None else input_std,
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"Invalid `input_mean` or `input_std`: {error}"
+        ) from None
+    return layer.mean, layer.std
 
 
 def _validate_architecture(

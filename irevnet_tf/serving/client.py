@@ -1,8 +1,10 @@
 """Requests to TensorFlow Serving for the exported i-RevNet models.
 
 The model server (see `export/export_lib.py` and `signatures`) serves a
-forward model, images to `logits`, `probabilities` and `features`, and an
-inverse model, `features` back to images. This module builds its REST JSON
+forward model, pixel images in [0, 1] (or, under the signature
+`image_bytes`, encoded PNG/JPEG/GIF/BMP files) to `logits`,
+`probabilities` and `features`, and an inverse model, `features` back to
+pixel images. This module builds its REST JSON
 bodies and gRPC `PredictRequest`s and reads the responses back into numpy
 arrays. It needs `tensorflow` and `tensorflow-serving-api` only:
 
@@ -20,8 +22,18 @@ Example (REST):
 >>> url = rest_url(FORWARD_NAME)   # http://localhost:8501/v1/models/...
 >>> body = forward_rest_body(images)          # json.dumps(body) to POST
 >>> outputs = parse_rest_response(reply_text, FORWARD_OUTPUTS)
+
+Example (encoded images, gRPC or REST):
+
+>>> with open("cat.jpg", "rb") as f:
+...     jpeg = f.read()
+>>> outputs = parse_predict_response(stub.Predict(image_bytes_request([jpeg])))
+>>> body = image_bytes_rest_body([jpeg])
+>>> # {"signature_name": "image_bytes",
+>>> #  "instances": [{"image_bytes": {"b64": "/9j/4AAQ..."}}]}
 """
 
+import base64
 import json
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -37,6 +49,8 @@ from irevnet_tf.serving.signatures import FORWARD_INPUT
 from irevnet_tf.serving.signatures import FORWARD_NAME
 from irevnet_tf.serving.signatures import FORWARD_OUTPUTS
 from irevnet_tf.serving.signatures import GRPC_PORT
+from irevnet_tf.serving.signatures import IMAGE_BYTES
+from irevnet_tf.serving.signatures import IMAGE_BYTES_SIGNATURE_NAME
 from irevnet_tf.serving.signatures import INVERSE_INPUT
 from irevnet_tf.serving.signatures import INVERSE_NAME
 from irevnet_tf.serving.signatures import INVERSE_OUTPUTS  # noqa: F401
@@ -124,6 +138,40 @@ def forward_rest_body(images: np.ndarray, format: str = "instances") -> dict:
 def inverse_rest_body(features: np.ndarray, format: str = "instances") -> dict:
     """The REST body sending `features` `[batch, h, w, c]` to the inverse."""
     return rest_body({INVERSE_INPUT: features}, format=format)
+
+
+def image_bytes_rest_body(
+    images: Sequence[bytes], format: str = "instances"
+) -> dict:
+    """The REST body sending encoded images to the forward's `image_bytes`.
+
+    Args:
+        images: the contents of PNG, JPEG, GIF or BMP files, one per
+            example (of any size: the model server resizes them as the
+            model's recipe evaluated).
+        format: "instances" (row format) or "inputs" (columnar).
+
+    Returns:
+        `{"signature_name": "image_bytes", "instances": [{"image_bytes":
+        {"b64": ...}}, ...]}` (TF Serving's encoding of binary strings), or
+        `{"signature_name": "image_bytes", "inputs": {"image_bytes":
+        [{"b64": ...}, ...]}}`.
+    """
+    if format not in _REST_FORMATS:
+        raise ValueError(
+            f"`format` must be one of {_REST_FORMATS}. Received: "
+            f"format={format!r}"
+        )
+    encoded = [
+        {"b64": base64.b64encode(image).decode("ascii")}
+        for image in _image_bytes_batch(images)
+    ]
+    body = {"signature_name": IMAGE_BYTES_SIGNATURE_NAME}
+    if format == "inputs":
+        body["inputs"] = {IMAGE_BYTES: encoded}
+    else:
+        body["instances"] = [{IMAGE_BYTES: value} for value in encoded]
+    return body
 
 
 def parse_rest_response(
@@ -239,6 +287,36 @@ def inverse_request(
     )
 
 
+def image_bytes_request(
+    images: Sequence[bytes],
+    model_name: str = FORWARD_NAME,
+    version: int | None = None,
+    output_filter: Sequence[str] = (),
+) -> predict_pb2.PredictRequest:
+    """The `PredictRequest` sending encoded images to `image_bytes`.
+
+    Args:
+        images: the contents of PNG, JPEG, GIF or BMP files, one per example.
+        model_name, version, output_filter: as for `forward_request`.
+    """
+    for name in output_filter:
+        if name not in FORWARD_OUTPUTS:
+            raise ValueError(
+                f"The forward model's outputs are {FORWARD_OUTPUTS}. "
+                f"Received: output_filter={list(output_filter)}"
+            )
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = IMAGE_BYTES_SIGNATURE_NAME
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    request.inputs[IMAGE_BYTES].CopyFrom(
+        tf.make_tensor_proto(_image_bytes_batch(images), dtype=tf.string)
+    )
+    request.output_filter.extend(output_filter)
+    return request
+
+
 def parse_predict_response(
     response: predict_pb2.PredictResponse,
     output_names: Sequence[str] | None = None,
@@ -288,6 +366,19 @@ def _float32_batch(name: str, value) -> np.ndarray:
             f"Received: shape={array.shape}"
         )
     return array.astype(np.float32, copy=False)
+
+
+def _image_bytes_batch(images) -> list[bytes]:
+    if not isinstance(images, (bytes, str)):
+        images = list(images)
+    if isinstance(images, (bytes, str)) or not all(
+        isinstance(image, bytes) for image in images
+    ):
+        raise ValueError(
+            "`images` must be a sequence of bytes objects (encoded image "
+            f"files). Received: {type(images).__name__}"
+        )
+    return list(images)
 
 
 def _check_output_names(names, expected: tuple) -> None:

@@ -5,10 +5,16 @@ names and the client (`irevnet_tf.serving.client`) addresses them by them:
 
     irevnet_forward   serving_default: images -> logits, probabilities,
                                                 features
+                      image_bytes: image_bytes -> logits, probabilities,
+                                                  features
     irevnet_inverse   serving_default: features -> images
 
-Every tensor is float32. The forward's `features` output is the inverse's
-`features` input.
+`images` are float32 pixels in [0, 1] `[batch, H, W, C]` (the model
+standardises them itself, if it was trained to); `image_bytes` a string
+tensor `[batch]` of encoded images (PNG, JPEG, GIF or BMP), decoded and
+brought to the model's input size as its training recipe evaluated.
+Every other tensor is float32. The forward's `features` output is the
+inverse's `features` input; the inverse returns pixels.
 """
 
 # Model names: the directories under the export's --output_dir and the
@@ -16,8 +22,11 @@ Every tensor is float32. The forward's `features` output is the inverse's
 FORWARD_NAME = "irevnet_forward"
 INVERSE_NAME = "irevnet_inverse"
 
-# The one signature of each SavedModel (TF Serving's default).
+# The signature of each SavedModel that takes tensors (TF Serving's default).
 SIGNATURE_NAME = "serving_default"
+# The forward model's second signature, and its input: encoded images.
+IMAGE_BYTES_SIGNATURE_NAME = "image_bytes"
+IMAGE_BYTES = "image_bytes"
 
 IMAGES = "images"
 LOGITS = "logits"

@@ -61,17 +61,22 @@ def run_directory() -> str:
 
     The model is the untrained "digits" preset with random BatchNorm
     statistics (for tests of plumbing, not of accuracy). The record is a
-    `RunRecord` of a digits run on normalised images with the "resize"
-    preprocessing. Removed when the process exits.
+    `RunRecord` of a digits run with the "resize" preprocessing whose model
+    standardises its pixel inputs with the recorded statistics. Removed
+    when the process exits.
     """
     directory = tempfile.mkdtemp(prefix="digits-run-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     keras.utils.set_random_seed(1)
-    model = IRevNetClassifier.from_preset("digits")
+    statistics = TFDS_DATASETS["digits"]
+    model = IRevNetClassifier.from_preset(
+        "digits",
+        input_mean=list(statistics["mean"]),
+        input_std=list(statistics["std"]),
+    )
     randomize_batch_norm(model, seed=1)
     run = run_directory_lib.RunDirectory(directory)
     model.save(run.model_path)
-    statistics = TFDS_DATASETS["digits"]
     record = run_directory_lib.RunRecord(
         config={"dataset": "digits", "preset": "digits"},
         recipe={"name": "digits", "preprocessing": "resize"},

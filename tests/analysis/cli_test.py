@@ -119,7 +119,8 @@ class RealProcessTest(TestCase):
 
     def test_reconstruction_of_a_training_run(self):
         output_dir = os.path.join(self.tmp, "reconstruction")
-        # The dataset and its normalisation come from config.json.
+        # The dataset comes from config.json; the model standardises the
+        # pixels itself.
         code, stdout, stderr = self.run_program(
             [
                 "reconstruction",
@@ -140,7 +141,7 @@ class RealProcessTest(TestCase):
             os.path.isfile(os.path.join(output_dir, "reconstruction.png"))
         )
         self.assertEqual(record["data"]["dataset"], "digits")
-        self.assertTrue(record["data"]["normalized"])
+        self.assertEqual(record["data"]["pixel_range"], [0.0, 1.0])
         self.assertEqual(record["data"]["examples"], 360)
         self.assertLess(record["data"]["errors"]["mean"], 1e-5)
         self.assertLess(record["noise"]["errors"]["mean"], 1e-5)
@@ -200,6 +201,40 @@ class RealProcessTest(TestCase):
         assert_one_error_line(
             self, result, r"from 1 to 6.*Received: depths=\[2, 7\]$"
         )
+        self.assertFalse(os.path.exists(self.unused_dir))
+
+    @parameterized.product(
+        onednn=("1", "0"),
+        case=(
+            (
+                ["interpolation", "--pairs", "0:360"],
+                r"digits test has 360 images; indices go from 0 to 359\. "
+                r"Received: pairs=\[\(0, 360\)\]$",
+            ),
+            (
+                ["spectrum", "--first_index", "359", "--num_images", "2"],
+                r"digits test has 360 images\. Received: first_index=359, "
+                r"num_images=2$",
+            ),
+        ),
+    )
+    def test_error_found_from_the_split_size(self, onednn, case):
+        # Found from the dataset's metadata, before TensorFlow reads a file
+        # (reading logs a line of TensorFlow's on stderr).
+        arguments, pattern = case
+        result = self.run_program(
+            arguments
+            + [
+                "--model",
+                self.run_dir,
+                "--output_dir",
+                self.unused_dir,
+                "--data_dir",
+                prepared_digits_dir(),
+            ],
+            onednn,
+        )
+        assert_one_error_line(self, result, pattern)
         self.assertFalse(os.path.exists(self.unused_dir))
 
     @parameterized.named_parameters(*ONEDNN)
@@ -262,7 +297,6 @@ class InProcessTest(TestCase):
                 model,
                 "--dataset",
                 "digits",
-                "--nonormalize",
                 "--method",
                 "randomized",
                 "--top_k",
@@ -277,7 +311,7 @@ class InProcessTest(TestCase):
         self.assertEqual(code, 0, stderr)
         with open(os.path.join(output_dir, "spectrum.json")) as file:
             record = json.load(file)
-        self.assertFalse(record["data"]["normalized"])
+        self.assertEqual(record["data"]["pixel_range"], [0.0, 1.0])
         (image,) = record["images"]
         self.assertEqual(image["method"], "randomized")
         self.assertEqual(image["image"], "digits test #3 (class 3)")

@@ -15,6 +15,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from export import export_lib
 from export import versions
 from irevnet_tf import IRevNet
+from irevnet_tf import files
+from irevnet_tf import run_directory
 from irevnet_tf.models import loading
 from irevnet_tf.testing.read_only import read_only_directory
 from irevnet_tf.testing.saved_model_graph import signature_nodes
@@ -420,6 +422,16 @@ class ExportVersionsTest(TestCase):
             1,
         )
 
+    def test_latest_pair_skips_a_version_of_one_model_only(self):
+        # As a kill between the two SavedModels of an export leaves it.
+        output_dir = self.get_temp_dir()
+        names = ["irevnet_forward", "irevnet_inverse"]
+        self.assertIsNone(versions.latest_pair(output_dir, names))
+        for name, version in [(names[0], 1), (names[1], 1), (names[0], 2)]:
+            os.makedirs(os.path.join(output_dir, name, str(version)))
+        self.assertEqual(versions.latest_pair(output_dir, names), 1)
+        self.assertEqual(versions.next_version(output_dir, names), 3)
+
     def test_same_model_again_adds_no_version(self):
         model = small_classifier()
         output_dir = self.get_temp_dir()
@@ -693,6 +705,44 @@ class LoadClassifierTest(TestCase):
         images = np.random.rand(2, 16, 16, 3).astype("float32")
         loaded = loading.load_classifier(os.path.join(model_dir, source))
         self.assertAllEqual(loaded(images), model(images))
+
+    @parameterized.named_parameters(("normalized", True), ("pixels", False))
+    def test_run_that_normalised_outside_the_model(self, normalized):
+        # A run of irevnet-tf 0.1 recorded `normalized: true` for a model
+        # that expects standardised images; every program now sends pixels.
+        model = small_classifier()
+        self.assertIsNone(model.backbone.standardization)
+        run = run_directory.RunDirectory(self.get_temp_dir())
+        model.save(run.model_path)
+        record = run_directory.RunRecord(
+            config={},
+            recipe={},
+            dataset=run_directory.DatasetRecord(
+                name="folder:x",
+                num_classes=10,
+                class_names=None,
+                image_shape=[16, 16, 3],
+                train_examples=10,
+                eval_split="test",
+                normalized=normalized,
+                mean=[0.5, 0.5, 0.5],
+                std=[0.25, 0.25, 0.25],
+            ),
+            steps_per_epoch=1,
+            total_steps=1,
+            replicas=1,
+        )
+        files.write_json(run.config_path, record.to_json())
+        for path in (run.path, run.model_path):
+            if normalized:
+                with self.assertRaisesRegex(
+                    ValueError,
+                    r"normalised its images outside the model.*"
+                    r"mean=\[0.5, 0.5, 0.5\] and std=\[0.25, 0.25, 0.25\]",
+                ):
+                    loading.load_classifier(path)
+            else:
+                loading.load_classifier(path)
 
     @parameterized.named_parameters(
         ("missing_dir", "missing_dir", "No such file or directory"),

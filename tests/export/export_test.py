@@ -292,6 +292,37 @@ class ExportProgramTest(TestCase):
         # The method TF Serving's Predict API runs.
         self.assertIn("Method name is: tensorflow/serving/predict", block)
 
+    def test_saved_model_cli_show_image_bytes(self):
+        result = self.results["show_forward"]
+        self.assert_succeeded(result)
+        match = re.search(
+            r"signature_def\['image_bytes'\]:(.*?)"
+            r"(?:\nsignature_def\[|\nThe MetaGraph|\Z)",
+            result.stdout,
+            re.DOTALL,
+        )
+        self.assertIsNotNone(match, result.stdout)
+        block = match.group(1)
+        found = {
+            (kind, n, d, s)
+            for kind in ("inputs", "outputs")
+            for n, d, s in re.findall(
+                rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+"
+                r"shape: (\([-0-9, ]+\))",
+                block,
+            )
+        }
+        self.assertEqual(
+            found,
+            {
+                ("inputs", "image_bytes", "DT_STRING", "(-1)"),
+                ("outputs", "logits", "DT_FLOAT", "(-1, 10)"),
+                ("outputs", "probabilities", "DT_FLOAT", "(-1, 10)"),
+                ("outputs", "features", "DT_FLOAT", "(-1, 8, 8, 64)"),
+            },
+        )
+        self.assertIn("Method name is: tensorflow/serving/predict", block)
+
     def test_saved_model_cli_run(self):
         self.assert_succeeded(self.results["run_forward"])
         self.assert_succeeded(self.results["run_inverse"])

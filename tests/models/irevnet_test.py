@@ -12,6 +12,17 @@ def images(shape, batch=2, dtype="float32"):
     return np.random.rand(batch, *shape).astype(dtype)
 
 
+# Non-trivial input statistics per layout: the authors' CIFAR-10 ones for
+# the three-channel layout, the digits' for the one-channel layout.
+_STATISTICS = {
+    "cifar": dict(
+        input_mean=[0.4914, 0.4822, 0.4465], input_std=[0.2023, 0.1994, 0.2010]
+    ),
+    "imagenet": dict(input_mean=[0.3054], input_std=[0.3760]),
+}
+_LAYOUTS = {"cifar": CIFAR_LIKE, "imagenet": IMAGENET_LIKE}
+
+
 _INVALID_ARGUMENTS_CASES = [
     (
         dict(stage_depths=[2, 2]),
@@ -49,6 +60,102 @@ class IRevNetTest(TestCase):
         self.assert_invertible(
             backbone, images(kwargs["image_shape"], dtype=dtype), rtol
         )
+
+    @parameterized.product(
+        layout=("cifar", "imagenet"),
+        dtype_and_rtol=(("float32", 1e-5), ("float64", 1e-12)),
+    )
+    def test_invertible_with_input_statistics(self, layout, dtype_and_rtol):
+        # The same tolerances as without statistics: the standardisation
+        # adds one rounding per operation (about 1e-7 in float32).
+        dtype, rtol = dtype_and_rtol
+        kwargs = dict(_LAYOUTS[layout], **_STATISTICS[layout])
+        backbone = IRevNet(dtype=dtype, **kwargs)
+        randomize_batch_norm(backbone)
+        self.assertIs(backbone.invertible_layers[0], backbone.standardization)
+        self.assert_invertible(
+            backbone, images(kwargs["image_shape"], dtype=dtype), rtol
+        )
+
+    @parameterized.named_parameters(
+        ("cifar", "cifar"), ("imagenet", "imagenet")
+    )
+    def test_input_statistics_standardise_pixels(self, layout):
+        statistics = _STATISTICS[layout]
+        plain = IRevNet(dtype="float64", **_LAYOUTS[layout])
+        standardizing = IRevNet(
+            dtype="float64", **_LAYOUTS[layout], **statistics
+        )
+        randomize_batch_norm(plain)
+        standardizing.set_weights(plain.get_weights())
+        mean = np.array(statistics["input_mean"])
+        std = np.array(statistics["input_std"])
+        pixels = images(_LAYOUTS[layout]["image_shape"], dtype="float64")
+        features = standardizing(pixels)
+        # float64: the two differ by the rounding of (x - mean) / std alone.
+        self.assertAllClose(
+            features, plain((pixels - mean) / std), rtol=1e-12, atol=1e-12
+        )
+        self.assertAllClose(
+            standardizing.inverse(features),
+            plain.inverse(features) * std + mean,
+            rtol=1e-12,
+            atol=1e-12,
+        )
+        self.assertAllClose(
+            standardizing.inverse(features), pixels, rtol=1e-12, atol=1e-12
+        )
+        # One layer per chain position: the other outputs are unchanged.
+        self.assertAllClose(
+            standardizing.block_outputs(pixels)[0],
+            plain.block_outputs((pixels - mean) / std)[0],
+            rtol=1e-12,
+            atol=1e-12,
+        )
+
+    def test_without_statistics_images_enter_unchanged(self):
+        backbone = IRevNet(**CIFAR_LIKE)
+        self.assertIsNone(backbone.standardization)
+        self.assertIs(backbone.invertible_layers[0], backbone.split)
+        config = backbone.get_config()
+        self.assertIsNone(config["input_mean"])
+        self.assertIsNone(config["input_std"])
+        # A config written before the statistics existed: no such keys.
+        del config["input_mean"], config["input_std"]
+        old = IRevNet.from_config(config)
+        self.assertIsNone(old.standardization)
+        old.set_weights(backbone.get_weights())
+        x = images((16, 16, 3))
+        self.assertAllEqual(old(x), backbone(x))
+
+    def test_one_statistic_alone(self):
+        backbone = IRevNet(input_std=0.5, **CIFAR_LIKE)
+        self.assertEqual(backbone.input_mean, [0.0])
+        self.assertEqual(backbone.input_std, [0.5])
+        x = images((16, 16, 3))
+        self.assertAllClose(backbone.inverse(backbone(x)), x, atol=1e-5)
+
+    def test_serialization_with_input_statistics(self):
+        backbone = IRevNet(**CIFAR_LIKE, **_STATISTICS["cifar"])
+        randomize_batch_norm(backbone)
+        self.assertEqual(
+            backbone.get_config()["input_std"], [0.2023, 0.1994, 0.2010]
+        )
+        self.run_serialization_test(backbone, images((16, 16, 3)))
+
+    @parameterized.named_parameters(
+        ("zero_std", dict(input_std=[0.2, 0.0, 0.2]), r"input_std.*positive"),
+        ("nan_mean", dict(input_mean=float("nan")), r"input_mean.*finite"),
+        ("text", dict(input_mean="a"), r"input_mean.*number"),
+        (
+            "channels",
+            dict(input_mean=[0.5, 0.5]),
+            r"2 values for 3 channels.*mean=\[0.5, 0.5\]",
+        ),
+    )
+    def test_invalid_input_statistics(self, overrides, message):
+        with self.assertRaisesRegex(ValueError, message):
+            IRevNet(**CIFAR_LIKE, **overrides)
 
     def test_cifar10_preset_invertible_in_float32(self):
         backbone = IRevNet.from_preset("cifar10")

@@ -98,6 +98,36 @@ class MemorySavingTest(TestCase):
             TOLERANCES[dtype],
         )
 
+    @parameterized.product(
+        layout=tuple(LAYOUTS),
+        dtype=tuple(TOLERANCES),
+        regime=("eager", "xla"),
+    )
+    def test_gradients_equal_autodiff_with_input_statistics(
+        self, layout, dtype, regime
+    ):
+        # The standardisation is one more invertible layer of the chain:
+        # recomputed with the injective first block of the CIFAR layout,
+        # reconstructed by its inverse in the ImageNet layout.
+        channels = LAYOUTS[layout]["image_shape"][-1]
+        compute = {
+            "eager": loss_gradients,
+            "xla": tf.function(loss_gradients, jit_compile=True),
+        }[regime]
+        plain, saving = twin_classifiers(
+            layout,
+            dtype,
+            input_mean=[0.4914, 0.4822, 0.4465][:channels],
+            input_std=[0.2023, 0.1994, 0.2010][:channels],
+        )
+        images, labels = batch(layout, dtype=dtype)
+        self.assert_gradients_match(
+            plain,
+            compute(plain, images, labels),
+            compute(saving, images, labels),
+            TOLERANCES[dtype],
+        )
+
     def test_batch_norm_statistics_update_once(self):
         plain, saving = twin_classifiers("cifar")
         images, labels = batch("cifar")

@@ -1,3 +1,4 @@
+import base64
 import concurrent.futures
 import json
 import shutil
@@ -13,6 +14,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from export import export_lib
 from irevnet_tf.serving import client
+from irevnet_tf.testing.prediction_service import StandInPredictionService
 from irevnet_tf.testing.small_classifier import small_classifier
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import relative_error
@@ -82,6 +84,41 @@ class RestTest(TestCase):
             np.asarray(body["inputs"]["images"], np.float32),
             images.astype(np.float32),
         )
+
+    def test_image_bytes_bodies(self):
+        files = [b"\x89PNG\r\n\x1a\nfirst", b"\xff\xd8\xffsecond"]
+        rows = json_round_trip(client.image_bytes_rest_body(files))
+        self.assertEqual(
+            rows,
+            {
+                "signature_name": "image_bytes",
+                "instances": [
+                    {"image_bytes": {"b64": base64.b64encode(f).decode()}}
+                    for f in files
+                ],
+            },
+        )
+        columns = json_round_trip(
+            client.image_bytes_rest_body(files, format="inputs")
+        )
+        self.assertEqual(columns["signature_name"], "image_bytes")
+        self.assertEqual(
+            [
+                base64.b64decode(v["b64"])
+                for v in columns["inputs"]["image_bytes"]
+            ],
+            files,
+        )
+
+    @parameterized.named_parameters(
+        ("one_bytes_object", b"\x89PNG"),
+        ("text", ["cat.png"]),
+    )
+    def test_image_bytes_must_be_a_sequence_of_bytes(self, images):
+        with self.assertRaisesRegex(ValueError, r"sequence of bytes objects"):
+            client.image_bytes_rest_body(images)
+        with self.assertRaisesRegex(ValueError, r"sequence of bytes objects"):
+            client.image_bytes_request(images)
 
     def test_invalid_bodies(self):
         with self.assertRaisesRegex(ValueError, r"Received: format='rows'"):
@@ -198,6 +235,22 @@ class GrpcTest(TestCase):
             features.astype(np.float32),
         )
 
+    def test_image_bytes_request(self):
+        files = [b"GIF89a...", b"BM..."]
+        request = client.image_bytes_request(
+            files, version=2, output_filter=["logits"]
+        )
+        self.assertEqual(request.model_spec.name, "irevnet_forward")
+        self.assertEqual(request.model_spec.signature_name, "image_bytes")
+        self.assertEqual(request.model_spec.version.value, 2)
+        self.assertEqual(list(request.inputs), ["image_bytes"])
+        tensor = request.inputs["image_bytes"]
+        self.assertEqual(tensor.dtype, types_pb2.DT_STRING)
+        self.assertEqual(list(tf.make_ndarray(tensor)), files)
+        self.assertEqual(list(request.output_filter), ["logits"])
+        with self.assertRaisesRegex(ValueError, r"output_filter=\['images'\]"):
+            client.image_bytes_request(files, output_filter=["images"])
+
     def test_invalid_requests(self):
         with self.assertRaisesRegex(
             ValueError, r"Received: output_filter=\['images'\]"
@@ -228,39 +281,6 @@ class GrpcTest(TestCase):
             self.assertAllEqual(parsed[name], value)
         with self.assertRaisesRegex(ValueError, r"lacks outputs \['images'\]"):
             client.parse_predict_response(response, client.INVERSE_OUTPUTS)
-
-
-class StandInPredictionService(
-    prediction_service_pb2_grpc.PredictionServiceServicer
-):
-    """TF Serving's Predict over gRPC, run by `tf.saved_model.load`.
-
-    Not the model server: it checks this module's side of the wire (the
-    stubs, message sizes, input and output names of the real SavedModels).
-    """
-
-    def __init__(self, export_dirs):
-        self.signatures = {
-            name: tf.saved_model.load(path).signatures["serving_default"]
-            for name, path in export_dirs.items()
-        }
-
-    def Predict(self, request, context):
-        signature = self.signatures[request.model_spec.name]
-        outputs = signature(
-            **{
-                name: tf.constant(tf.make_ndarray(tensor))
-                for name, tensor in request.inputs.items()
-            }
-        )
-        response = predict_pb2.PredictResponse()
-        response.model_spec.CopyFrom(request.model_spec)
-        for name, tensor in outputs.items():
-            if not request.output_filter or name in request.output_filter:
-                response.outputs[name].CopyFrom(
-                    tf.make_tensor_proto(tensor.numpy())
-                )
-        return response
 
 
 class GrpcRoundTripTest(TestCase):

@@ -110,6 +110,15 @@ class TrainAndEvaluateTest(TestCase):
         self.assertEqual(record["dataset"]["normalized"], normalized)
         model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
         self.assertIsInstance(model, IRevNetClassifier)
+        # The model standardises its pixel inputs with the training images'
+        # statistics, recorded beside them; or takes the pixels as they are.
+        backbone = model.backbone
+        if normalized:
+            self.assertEqual(backbone.input_mean, record["dataset"]["mean"])
+            self.assertEqual(backbone.input_std, record["dataset"]["std"])
+        else:
+            self.assertIsNone(backbone.standardization)
+        self.assertEqual(metrics["reconstruction_space"], "pixels in [0, 1]")
         tags = summary_tags(os.path.join(model_dir, "logs"))
         for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
             self.assertIn(tag, tags["train"])

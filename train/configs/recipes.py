@@ -28,7 +28,10 @@ class Recipe:
             fractions of the run's steps.
         lr_decay_factor: for "step": the factor at every boundary.
         preprocessing: augmentation style (`irevnet_tf.datasets.load`).
-        normalize: whether images are normalised per channel.
+        normalize: whether the model standardises its pixel inputs per
+            channel with the training images' statistics (`IRevNet`'s
+            `input_mean` and `input_std`). The pipeline yields pixels in
+            [0, 1] either way.
     """
 
     name: str
@@ -47,7 +50,8 @@ class Recipe:
 
 # The authors' CIFAR recipe (pytorch-i-revnet CIFAR_main.py, utils_cifar.py):
 # SGD 0.1, momentum 0.9, weight decay 5e-4, batch 128, 200 epochs, learning
-# rate x0.2 after epochs 60, 120 and 160; pad-crop-flip, normalised.
+# rate x0.2 after epochs 60, 120 and 160; pad-crop-flip, normalised (by the
+# model's first layer, so that it takes pixels).
 CIFAR = Recipe(
     name="cifar",
     batch_size=128,
@@ -65,7 +69,8 @@ CIFAR = Recipe(
 
 # The paper's ImageNet recipe (section 4.1): SGD 0.1, momentum 0.9, weight
 # decay 1e-4, batch 256, 600k iterations, learning rate /10 every 160k;
-# random scaling and cropping, flip, colour distortion; normalised.
+# random scaling and cropping, flip, colour distortion; normalised (by the
+# model).
 IMAGENET = Recipe(
     name="imagenet",
     batch_size=256,
@@ -84,8 +89,7 @@ IMAGENET = Recipe(
 # scikit-learn's digits with the small "digits" preset: 97.5% to 99.4% test
 # accuracy over the seeds measured (bench/train_digits.py; 15 epochs: 97.2%
 # to 98.9%), in about a minute on 2 CPU cores. No augmentation (flips and
-# crops change digits); pixels in [0, 1], so the exported model takes plain
-# images.
+# crops change digits); the blocks see the pixels in [0, 1].
 DIGITS = Recipe(
     name="digits",
     batch_size=64,
