@@ -52,7 +52,9 @@ class StepCountingLossScaleOptimizerTest(TestCase):
 
 @pytest.mark.large
 class MixedPrecisionRunTest(TestCase):
-    @parameterized.named_parameters(("bfloat16",), ("float16",))
+    @parameterized.named_parameters(
+        ("bfloat16", "bfloat16"), ("float16", "float16")
+    )
     def test_short_digits_run_converges_like_float32(self, mixed_precision):
         # The float32 run of tests/train/train_test.py with the same flags
         # reaches test accuracy 0.92 (threshold 0.8) and reconstruction
