@@ -108,6 +108,12 @@ class FitModel(keras.Model):
         self.reset_metrics()
         self.optimizer.build(self.trainable_variables)
 
+    @property
+    def input_dtype(self):
+        # Images reach the classifier as it takes them (float32 under a
+        # mixed policy), not cast to this wrapper's compute dtype.
+        return self.classifier.input_dtype
+
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
 

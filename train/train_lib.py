@@ -50,6 +50,7 @@ from train import callbacks as callbacks_lib
 from train import data as data_lib
 from train import distribute
 from train import evaluation
+from train import mixed_precision
 from train import run_files
 from train import schedules
 from train.configs import recipes as recipes_lib
@@ -223,6 +224,7 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             num_classes=info.num_classes,
             seed=config.seed,
             memory_saving=config.memory_saving,
+            dtype=mixed_precision.dtype_policy(config.mixed_precision),
             # With several replicas, statistics of the global batch: the run
             # computes what one device would, and every replica keeps the
             # same moving statistics.
@@ -233,7 +235,9 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
         )
     # Created outside the scope on purpose (see FitModel).
     trainee = distribute.FitModel(
-        model, rank_one_logs=distribute.num_workers(strategy) > 1
+        model,
+        rank_one_logs=distribute.num_workers(strategy) > 1,
+        dtype=model.dtype_policy,
     )
     with strategy.scope():
         schedule = schedules.learning_rate_schedule(
@@ -244,10 +248,13 @@ def _set_up(config: TrainConfig, stack: contextlib.ExitStack) -> _Run:
             recipe.lr_decay_factor,
         )
         trainee.compile(
-            optimizer=SGDWithL2(
-                l2=config.weight_decay,
-                learning_rate=schedule,
-                momentum=config.momentum,
+            optimizer=mixed_precision.training_optimizer(
+                config.mixed_precision,
+                SGDWithL2(
+                    l2=config.weight_decay,
+                    learning_rate=schedule,
+                    momentum=config.momentum,
+                ),
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],

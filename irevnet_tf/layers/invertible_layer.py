@@ -18,6 +18,10 @@ class InvertibleLayer(keras.layers.Layer):
     second training-mode call would update the moving statistics again. This
     is why `inverse` defaults to `training=False`.
 
+    Inputs are converted to the layer's variable dtype, not to its compute
+    dtype: under a mixed policy the invertible stream stays in float32 (see
+    `irevnet_tf.layers.stream_precision`).
+
     Call arguments:
         inputs: the layer's input (a tensor, or a tuple of two tensors for
             layers that act on channel halves).
@@ -25,6 +29,13 @@ class InvertibleLayer(keras.layers.Layer):
         training: bool or None. Passed to sublayers such as BatchNorm.
         **kwargs: further arguments of a subclass's `_forward`/`_inverse`.
     """
+
+    @property
+    def input_dtype(self):
+        # Keras casts a layer's inputs to this dtype in `__call__`; the
+        # compute dtype (float16 under a mixed policy) would lose the bits
+        # that the inverse must give back.
+        return self.variable_dtype
 
     def call(self, inputs, inverse=False, training=None, **kwargs):
         if inverse:

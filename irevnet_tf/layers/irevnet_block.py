@@ -10,6 +10,9 @@ from irevnet_tf.layers.injective_padding import InjectivePadding
 from irevnet_tf.layers.invertible_downsampling import InvertibleDownsampling
 from irevnet_tf.layers.invertible_layer import InvertibleLayer
 from irevnet_tf.layers.residual_bottleneck import ResidualBottleneck
+from irevnet_tf.layers.stream_precision import is_mixed
+from irevnet_tf.layers.stream_precision import round_to_grid
+from irevnet_tf.layers.stream_precision import stream_dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="irevnet_tf")
@@ -30,6 +33,13 @@ class IRevNetBlock(InvertibleLayer):
 
     The inverse is exact only in inference mode (`training=False`, the default
     of `inverse`): BatchNorm inside `F` must see the same statistics twice.
+
+    Precision: `F` computes in the policy's compute dtype; everything else
+    (the halves, the addition and subtraction, `S`, the padding) in its
+    variable dtype. Under a mixed policy (float16 or bfloat16 compute,
+    float32 variables) `F`'s output is cast to float32 and rounded to the
+    stream's fixed-point grid before it is added, which keeps the inverse
+    exact (see `irevnet_tf.layers.stream_precision`).
 
     Args:
         in_channels: int, total channels of `(x1, x2)` together.
@@ -147,16 +157,15 @@ class IRevNetBlock(InvertibleLayer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
 
+        stream = stream_dtype_policy(self.dtype_policy)
         padding = 2 * out_channels - in_channels if strides == 1 else 0
         self.padding = (
-            InjectivePadding(padding, dtype=self.dtype_policy, name="padding")
+            InjectivePadding(padding, dtype=stream, name="padding")
             if padding
             else None
         )
         self.downsampling = (
-            InvertibleDownsampling(
-                2, dtype=self.dtype_policy, name="downsampling"
-            )
+            InvertibleDownsampling(2, dtype=stream, name="downsampling")
             if strides == 2
             else None
         )
@@ -219,7 +228,7 @@ class IRevNetBlock(InvertibleLayer):
         x1, x2 = inputs
         if self.padding is not None:
             x1, x2 = split_channels(self.padding(merge_channels((x1, x2))))
-        fx2 = self.residual(
+        fx2 = self._coupling_term(
             x2,
             training=training,
             dropout_seed=dropout_seed,
@@ -233,7 +242,9 @@ class IRevNetBlock(InvertibleLayer):
         )
         y1, y2 = outputs
         x2 = self._residual_input(y1)
-        fx2 = self.residual(x2, training=training, dropout_seed=dropout_seed)
+        fx2 = self._coupling_term(
+            x2, training=training, dropout_seed=dropout_seed
+        )
         return self._unpad((self._upsample(y2 - fx2), x2))
 
     def recompute(self, inputs, training=True, dropout_seed=None):
@@ -258,7 +269,7 @@ class IRevNetBlock(InvertibleLayer):
         variables = self.residual.trainable_variables
         with tf.GradientTape() as tape:
             tape.watch(x2)
-            fx2 = self.residual(
+            fx2 = self._coupling_term(
                 x2,
                 training=training,
                 dropout_seed=dropout_seed,
@@ -278,6 +289,13 @@ class IRevNetBlock(InvertibleLayer):
         inputs = self._unpad((x1, x2))
         input_gradients = self._unpad((dx1, dx2))
         return inputs, input_gradients, variable_gradients
+
+    def _coupling_term(self, x2, **kwargs):
+        """`F(x2)` as the coupling adds it: in the stream's dtype and grid."""
+        fx2 = keras.ops.cast(self.residual(x2, **kwargs), self.variable_dtype)
+        if is_mixed(self.dtype_policy):
+            fx2 = round_to_grid(fx2)
+        return fx2
 
     def _residual_input(self, y1):
         """Recovers F's input x2 from y1 = S(x2), exactly zero where padded.

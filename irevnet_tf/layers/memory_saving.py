@@ -219,16 +219,30 @@ def _apply(layers, layer_kwargs, x, training, recompute=False):
 
 
 def _after(tensors, gradients):
-    """`tensors`, made to depend on `gradients` through an exact zero.
+    """`tensors`, made to depend on `gradients`, for a reconstruction.
 
     In a graph, the reconstruction of a layer's inputs depends only on its
     outputs, so the executor would run every reconstruction as soon as the
-    forward pass ends, holding all activations at once. Adding a zero
-    computed from the incoming gradient schedules each reconstruction after
-    the layer above has been backpropagated, which keeps memory flat. Data
+    forward pass ends, holding all activations at once. Making the tensors
+    depend on the incoming gradient schedules each reconstruction after the
+    layer above has been backpropagated, which keeps memory flat. Data
     dependencies rather than control dependencies, because XLA ignores the
     latter (`tf.recompute_grad` does the same).
+
+    Without XLA, an exact zero computed from the gradient is added. XLA
+    folds that zero away, and then sees that a reconstruction repeats
+    computations of the forward pass (a block's `y1` is the very tensor
+    `x2`, so `F(x2)` is computed twice) and merges them, keeping the forward
+    pass's activations alive until the backward pass: memory grows with
+    depth again. Under XLA the tensors and the gradient go through one
+    optimisation barrier instead, as in `jax.checkpoint`: XLA may neither
+    look through it (no merging) nor move the reconstruction before the
+    gradient exists.
     """
+    if in_xla_context():
+        flat = tf.nest.flatten(tensors)
+        through = optimization_barrier(*flat, *tf.nest.flatten(gradients))
+        return tf.nest.pack_sequence_as(tensors, through[: len(flat)])
     first = tf.nest.flatten(gradients)[0]
     # One element is enough; a comparison graph optimisers cannot fold away.
     flag = tf.cast(tf.reshape(first, [-1])[:1], tf.bool)
@@ -236,14 +250,42 @@ def _after(tensors, gradients):
     return tf.nest.map_structure(lambda t: t + tf.cast(zero, t.dtype), tensors)
 
 
+def optimization_barrier(*tensors):
+    """XLA's `OptimizationBarrier`: the identity, opaque to XLA's passes.
+
+    TensorFlow exposes the op only internally, as
+    `tensorflow.compiler.tf2xla.python.xla.optimization_barrier`; a test
+    (tests/layers/memory_saving_test.py) fails if an upgrade moves it.
+    """
+    from tensorflow.compiler.tf2xla.python import xla
+
+    return xla.optimization_barrier(*tensors)
+
+
+def in_xla_context():
+    """Whether the graph being built is compiled by XLA as a whole.
+
+    True inside `tf.function(jit_compile=True)`, which is what
+    `Model.compile(jit_compile=True)` uses. Internal TensorFlow API too,
+    tested with `optimization_barrier`.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
 def resolve_jit_compile(jit_compile, memory_saving):
     """The `jit_compile` that `Model.compile` should get.
 
-    XLA fuses the reconstruction arithmetic with the forward pass and keeps
-    block outputs alive: measured on the CPU, the peak of 32 blocks is 2/3
-    of plain autodiff's instead of flat. So the default "auto" (XLA on when
-    a GPU is present) means no XLA for memory-saving models; an explicit
-    `True` is honoured and computes the same gradients.
+    Under XLA each reconstruction goes through an optimisation barrier
+    (`_after`), so memory stays flat with `jit_compile=True` too (without
+    it XLA merged the reconstruction into the forward pass: the peak of 32
+    blocks was 2/3 of plain autodiff's). The default "auto" (XLA on when a
+    GPU is present) still means no XLA for memory-saving models: their
+    speed under XLA was measured on CPUs only (bench/memory.py), where it
+    was not consistently at least that of memory saving without XLA. An
+    explicit `True` is honoured and computes the same gradients.
     """
     if memory_saving and jit_compile == "auto":
         return False

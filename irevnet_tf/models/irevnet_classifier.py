@@ -5,6 +5,7 @@ import keras
 from irevnet_tf.layers.batch_normalization import BatchNormalization
 from irevnet_tf.layers.initializers import default_kernel_initializer
 from irevnet_tf.layers.memory_saving import resolve_jit_compile
+from irevnet_tf.layers.stream_precision import stream_dtype_policy
 from irevnet_tf.models.irevnet import IRevNet
 from irevnet_tf.models.irevnet_presets import preset_kwargs
 from irevnet_tf.models.irevnet_presets import split_head
@@ -22,6 +23,13 @@ class IRevNetClassifier(keras.Model):
     `features` and `inverse` give the invertible representation and its
     inverse. Images of any size that the backbone's strides divide work
     (global average pooling replaces the authors' fixed-size pooling).
+
+    Precision: under a mixed policy the backbone keeps the images and
+    features in float32 (see `IRevNet`); the head's BatchNorm and pooling
+    compute in the policy's compute dtype and the final `Dense` layer in
+    float32, so the logits, and the loss computed from them, are float32.
+    `model.fit` under `"mixed_float16"` scales the loss
+    (`keras.optimizers.LossScaleOptimizer`, which `compile` applies).
 
     Args:
         backbone: an `IRevNet`.
@@ -81,13 +89,19 @@ class IRevNetClassifier(keras.Model):
         self.classifier = keras.layers.Dense(
             num_classes,
             kernel_initializer=default_kernel_initializer(),
-            dtype=self.dtype_policy,
+            # float32 logits under a mixed policy, for the softmax and loss.
+            dtype=stream_dtype_policy(self.dtype_policy),
             name="classifier",
         )
         feature_shape = (None,) + backbone.feature_shape
         self.head_norm.build(feature_shape)
         self.classifier.build((None, feature_shape[-1]))
         self.built = True
+
+    @property
+    def input_dtype(self):
+        # Images reach the backbone in float32, not the compute dtype.
+        return self.variable_dtype
 
     def call(self, inputs, training=None):
         return self.logits_from_features(

@@ -2,6 +2,7 @@ import numpy as np
 from absl.testing import parameterized
 
 from irevnet_tf import IRevNetBlock
+from irevnet_tf.layers.stream_precision import round_to_grid
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 
@@ -52,6 +53,36 @@ class IRevNetBlockTest(TestCase):
             rtol=rtol,
             check_right_inverse=in_channels == 2 * out_channels or strides == 2,
         )
+
+    @parameterized.named_parameters(
+        (f"{case[0]}_{name}", *case[1:], policy)
+        for case in CASES
+        for name, policy in (
+            ("float16", "mixed_float16"),
+            ("bfloat16", "mixed_bfloat16"),
+        )
+    )
+    def test_mixed_precision_inverse_is_bit_exact_on_the_grid(
+        self, in_channels, out_channels, strides, preactivate, policy
+    ):
+        # F computes in float16/bfloat16, its output is cast to float32 and
+        # rounded to the stream's grid: on inputs on the grid, the float32
+        # coupling and its inverse are exact (see stream_precision).
+        block = IRevNetBlock(
+            in_channels,
+            out_channels,
+            strides,
+            preactivate=preactivate,
+            dtype=policy,
+        )
+        x = tuple(round_to_grid(h) for h in halves(in_channels))
+        block(x)
+        randomize_batch_norm(block)
+        y = block(x)
+        self.assertEqual([t.dtype for t in y], ["float32"] * 2)
+        restored = block.inverse(y)
+        for r, h in zip(restored, x):
+            self.assertAllEqual(r, h)
 
     def test_semantics_match_the_authors(self):
         # y1 = S(x2), y2 = S(x1) + F(x2): the halves swap every block.

@@ -87,6 +87,11 @@ class ResolveConfigTest(TestCase):
         ("decay", dict(weight_decay=-1e-4), "weight_decay=-0.0001"),
         ("schedule", dict(lr_schedule="linear"), "lr_schedule='linear'"),
         ("strategy", dict(strategy="tpu"), "strategy='tpu'"),
+        (
+            "mixed_precision",
+            dict(mixed_precision="float8"),
+            "mixed_precision='float8'",
+        ),
         ("checkpoints", dict(checkpoint_steps=0), "checkpoint_steps=0"),
     )
     def test_bad_settings(self, overrides, message):
@@ -122,6 +127,7 @@ class FlagsTest(TestCase):
             "--lr_schedule=cosine",
             "--strategy=mirrored",
             "--export_dir=serving",
+            "--mixed_precision=bfloat16",
         )
         self.assertEqual(config.dataset, "folder:/data/pets")
         self.assertEqual(config.batch_size, 32)
@@ -131,6 +137,7 @@ class FlagsTest(TestCase):
         self.assertEqual(config.lr_schedule, "cosine")
         self.assertEqual(config.strategy, "mirrored")
         self.assertEqual(config.export_dir, "serving")
+        self.assertEqual(config.mixed_precision, "bfloat16")
         self.assertEqual(config.verbose, 1)  # Not a flag.
 
     @parameterized.named_parameters(

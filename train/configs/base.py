@@ -23,6 +23,8 @@ from train.configs import recipes
 
 # The `tf.distribute` strategies a run can use (see train.distribute).
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# The values of `--mixed_precision` (see train.mixed_precision).
+MIXED_PRECISIONS = ("bfloat16", "float16")
 
 
 def setting(default, help=None, *, choices=None, check=None, may_differ=False):
@@ -155,6 +157,14 @@ class TrainConfig:
         True,
         "Recompute activations from the inverse during backpropagation "
         "instead of storing them.",
+    )
+    mixed_precision: str | None = setting(
+        None,
+        "Mixed precision: the residual functions compute in bfloat16 or "
+        "float16 (with loss scaling); weights, the invertible stream and "
+        "the logits stay float32. Default: off (float32 throughout).",
+        choices=MIXED_PRECISIONS,
+        check=_one_of(MIXED_PRECISIONS, "mixed precision"),
     )
     strategy: str = setting(
         "auto",
