@@ -55,7 +55,7 @@ def forward_function(model: IRevNetClassifier, model_name: str = FORWARD_NAME):
 
     def compute(images):
         features = model.features(
-            tf.cast(images, model.compute_dtype), training=False
+            tf.cast(images, model.input_dtype), training=False
         )
         logits = tf.cast(
             model.logits_from_features(features, training=False), tf.float32
@@ -191,7 +191,7 @@ def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):
 
     def compute(features):
         images = model.inverse(
-            tf.cast(features, model.compute_dtype), training=False
+            tf.cast(features, model.input_dtype), training=False
         )
         return {signatures.IMAGES: tf.cast(images, tf.float32)}
 
