@@ -105,6 +105,11 @@ class RunRecord:
         steps_per_epoch: optimizer steps per epoch.
         total_steps: optimizer steps of the whole run.
         replicas: replicas in sync.
+        training_state_format: what the checkpoints of the run hold; 1
+            (the default, for records that do not say) for irevnet-tf 0.1,
+            whose optimizer kept momentum in Keras's form and whose models
+            took normalised images. `train/run_files.py` writes the current
+            one and resumes only that.
     """
 
     config: dict
@@ -113,6 +118,7 @@ class RunRecord:
     steps_per_epoch: int
     total_steps: int
     replicas: int
+    training_state_format: int = 1
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -27,6 +27,11 @@ from train.configs.base import TrainConfig
 # gained images since): they change the weights' shapes or the batches.
 RESUME_DATASET_KEYS = ("num_classes", "class_names", "image_shape")
 RESUME_RUN_KEYS = ("steps_per_epoch", "total_steps")
+# Version of what a run's checkpoints hold. 2 (irevnet-tf 0.2): `SGDWithL2`
+# keeps PyTorch's momentum buffer (gradients, not steps) and models
+# standardise their pixel inputs themselves. Checkpoints of another format
+# would restore into the wrong meaning, so they are not resumed.
+TRAINING_STATE_FORMAT = 2
 # The directories of an export, as `metrics.json` records them.
 EXPORT_DIR_KEYS = ("forward_dir", "inverse_dir")
 
@@ -57,6 +62,7 @@ def run_record(
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         replicas=replicas,
+        training_state_format=TRAINING_STATE_FORMAT,
     )
 
 
@@ -143,6 +149,15 @@ def check_resumable(run_dir: RunDirectory, record: RunRecord) -> bool:
             f"{path} cannot be read ({error}); pass another model directory. "
             f"{received}"
         ) from None
+    recorded_format = previous.get("training_state_format", 1)
+    if recorded_format != TRAINING_STATE_FORMAT:
+        raise ValueError(
+            f"The model directory {run_dir.path} holds a run of an earlier "
+            f"irevnet-tf (training state format {recorded_format}, now "
+            f"{TRAINING_STATE_FORMAT}: the optimizer's momentum and the "
+            "model's input standardisation changed), which cannot be "
+            f"resumed; pass another model directory. {received}"
+        )
     config = TrainConfig(**record.config)
     changed = config.differences(previous_config)
     if changed:

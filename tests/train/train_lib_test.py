@@ -20,6 +20,7 @@ from irevnet_tf.testing.digit_files import prepared_digits_dir
 from irevnet_tf.testing.digit_files import write_digit_folder
 from irevnet_tf.testing.test_case import TestCase
 from train import distribute
+from train import run_files
 from train import train_lib
 from train.configs.base import TrainConfig
 from train.optimizers import SGDWithL2
@@ -223,7 +224,13 @@ class TrainAndEvaluateTest(TestCase):
     def test_resume_with_other_settings_is_refused(self):
         model_dir = fresh_dir(self)
         with open(os.path.join(model_dir, "config.json"), "w") as f:
-            json.dump({"config": {"dataset": "digits", "preset": "cifar10"}}, f)
+            json.dump(
+                {
+                    "config": {"dataset": "digits", "preset": "cifar10"},
+                    "training_state_format": run_files.TRAINING_STATE_FORMAT,
+                },
+                f,
+            )
         with self.assertRaisesRegex(
             UsageError, "preset='cifar10' \\(now 'digits'\\)"
         ):
@@ -325,6 +332,25 @@ class RunDirectoryTest(TestCase):
         )
         # config.json still describes the run that trained the model.
         self.assertEqual(snapshot(model_dir)["config.json"], config_json)
+
+    def test_run_of_an_earlier_version_is_refused_and_nothing_written(self):
+        # irevnet-tf 0.1 wrote no training_state_format; its checkpoints
+        # hold momentum in Keras's form.
+        model_dir = self.copy_of_finished_run()
+        config_path = os.path.join(model_dir, "config.json")
+        with open(config_path) as f:
+            record = json.load(f)
+        del record["training_state_format"]
+        with open(config_path, "w") as f:
+            json.dump(record, f)
+        before = snapshot(model_dir)
+        with self.assertRaisesRegex(
+            UsageError,
+            r"holds a run of an earlier irevnet-tf \(training state format "
+            r"1, now 2: .*cannot be resumed",
+        ):
+            train_lib.train_and_evaluate(tiny_digits(model_dir))
+        self.assertEqual(snapshot(model_dir), before)
 
     def test_checkpoints_without_config_json_are_refused(self):
         model_dir = self.copy_of_finished_run()
