@@ -185,20 +185,6 @@ def _memory_rows(policy):
     return rows
 
 
-def _loss_gradients(model, images, labels):
-    import keras
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        logits = model(images, training=True)
-        loss = keras.ops.mean(
-            keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True
-            )
-        )
-    return tape.gradient(loss, model.trainable_variables)
-
-
 def _accuracy_row(policy, jit):
     """Inverse error and gradient distances to float64 under `policy`."""
     import keras
@@ -207,6 +193,7 @@ def _accuracy_row(policy, jit):
 
     from irevnet_tf import IRevNet
     from irevnet_tf import IRevNetClassifier
+    from irevnet_tf.testing.gradient_agreement import loss_gradients
     from irevnet_tf.testing.test_case import randomize_batch_norm
     from irevnet_tf.testing.test_case import relative_error
 
@@ -235,7 +222,7 @@ def _accuracy_row(policy, jit):
         initial_block_size=1,
         image_shape=(32, 32, 3),
     )
-    compute = tf.function(_loss_gradients, jit_compile=jit == "on")
+    compute = tf.function(loss_gradients, jit_compile=jit == "on")
     labels = tf.constant(np.arange(batch) % 10)
     for seed in range(_GRADIENT_SEEDS.value):
         keras.utils.clear_session(free_memory=True)
@@ -247,7 +234,7 @@ def _accuracy_row(policy, jit):
             dtype="float64",
         )
         randomize_batch_norm(reference, seed)
-        expected = tf.function(_loss_gradients)(
+        expected = tf.function(loss_gradients)(
             reference, tf.constant(images, "float64"), labels
         )
         errors = {"seed": seed}

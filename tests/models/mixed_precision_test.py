@@ -11,23 +11,13 @@ from irevnet_tf import IRevNet
 from irevnet_tf import IRevNetClassifier
 from irevnet_tf.datasets import digits
 from irevnet_tf.layers import stream_precision
+from irevnet_tf.testing.gradient_agreement import loss_gradients
 from irevnet_tf.testing.layouts import CIFAR_LIKE
 from irevnet_tf.testing.test_case import TestCase
 from irevnet_tf.testing.test_case import randomize_batch_norm
 from irevnet_tf.testing.test_case import relative_error
 
 POLICIES = (("float16", "mixed_float16"), ("bfloat16", "mixed_bfloat16"))
-
-
-def loss_gradients(model, images, labels):
-    with tf.GradientTape() as tape:
-        logits = model(images, training=True)
-        loss = keras.ops.mean(
-            keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True
-            )
-        )
-    return tape.gradient(loss, model.trainable_variables)
 
 
 @functools.cache
