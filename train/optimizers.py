@@ -1,6 +1,7 @@
 """SGD with coupled L2 weight decay, as the paper and the authors train."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="irevnet_train")
@@ -44,6 +45,8 @@ class SGDWithL2(keras.optimizers.SGD):
         self.l2 = l2
 
     def update_step(self, gradient, variable, learning_rate):
+        if isinstance(variable, keras.Variable):
+            variable = variable.value
         learning_rate = keras.ops.cast(learning_rate, variable.dtype)
         gradient = keras.ops.cast(gradient, variable.dtype)
         if self.l2:
@@ -51,12 +54,27 @@ class SGDWithL2(keras.optimizers.SGD):
         if self.momentum == 0:
             self.assign_sub(variable, learning_rate * gradient)
             return
-        buffer = self.momentums[self._get_variable_index(variable)]
+        buffer = self.momentums[self._get_variable_index(variable)].value
         # Not `ops.cast`, which rounds a Python float through float32.
-        momentum = keras.ops.convert_to_tensor(self.momentum, variable.dtype)
-        self.assign(buffer, momentum * buffer + gradient)
-        step = gradient + momentum * buffer if self.nesterov else buffer
-        self.assign_sub(variable, learning_rate * step)
+        momentum = tf.convert_to_tensor(self.momentum, variable.dtype)
+        if self.nesterov:
+            # PyTorch's order of operations: w -= lr * (g + momentum * b).
+            buffer.assign(momentum * buffer + gradient)
+            variable.assign_sub(learning_rate * (gradient + momentum * buffer))
+            return
+        # One kernel for `b <- momentum * b + g; w <- w - lr * b`, PyTorch's
+        # arithmetic term for term, instead of six ops per variable: the
+        # recipes' networks have about 500 variables, and the per-op cost
+        # was 4% of the cifar10 preset's training step on the CPU.
+        tf.raw_ops.ResourceApplyMomentum(
+            var=variable.handle,
+            accum=buffer.handle,
+            lr=learning_rate,
+            grad=gradient,
+            momentum=momentum,
+            use_locking=False,
+            use_nesterov=False,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -4,6 +4,7 @@ import tensorflow as tf
 import torch
 from absl.testing import parameterized
 
+from irevnet_tf.testing.strategies import mirrored_strategy
 from irevnet_tf.testing.test_case import TestCase
 from train.optimizers import SGDWithL2
 
@@ -112,3 +113,34 @@ class SGDWithL2Test(TestCase):
         )
         self.assertEqual(actual.dtype, np.float32)
         self.assertAllClose(actual, expected, atol=1e-6, rtol=0)
+
+    def test_mirrored_strategy_updates_every_replica_like_pytorch(self):
+        # The update runs once per replica on that replica's copy of the
+        # variable and of its momentum buffer, with the summed gradient.
+        strategy = mirrored_strategy()
+        rng = np.random.default_rng(2)
+        initial = rng.normal(size=(3, 4))
+        targets = [rng.normal(size=(3, 4)) for _ in range(STEPS)]
+        with strategy.scope():
+            variable = keras.Variable(initial)
+            optimizer = SGDWithL2(
+                l2=5e-4, learning_rate=LEARNING_RATES[0], momentum=0.9
+            )
+            optimizer.build([variable])
+
+        @tf.function
+        def step(target):
+            def replica_step(target):
+                # Each of the two replicas contributes half the gradient.
+                optimizer.apply([0.5 * (variable - target)], [variable])
+
+            strategy.run(replica_step, args=(target,))
+
+        for target in targets[:DROP_STEP]:
+            step(tf.constant(target))
+        expected = pytorch_run(initial, targets[:DROP_STEP], 0.9, False, 5e-4)
+        replicas = strategy.experimental_local_results(variable.value)
+        self.assertLen(replicas, 2)
+        for replica in replicas:
+            # float64; the halves sum exactly: measured 0.
+            self.assertAllClose(replica, expected, atol=1e-13, rtol=0)
