@@ -17,6 +17,9 @@ The mechanics are `call_with_memory_saving` (reconstruct from outputs) and
 
 import tensorflow as tf
 
+from irevnet_tf.layers.xla import in_xla_context
+from irevnet_tf.layers.xla import optimization_barrier
+
 
 def call_chain(
     layers, inputs, training=None, memory_saving=True, seed_generator=None
@@ -248,31 +251,6 @@ def _after(tensors, gradients):
     flag = tf.cast(tf.reshape(first, [-1])[:1], tf.bool)
     zero = tf.reduce_sum(tf.where(flag == flag, 0.0, 1.0))
     return tf.nest.map_structure(lambda t: t + tf.cast(zero, t.dtype), tensors)
-
-
-def optimization_barrier(*tensors):
-    """XLA's `OptimizationBarrier`: the identity, opaque to XLA's passes.
-
-    TensorFlow exposes the op only internally, as
-    `tensorflow.compiler.tf2xla.python.xla.optimization_barrier`; a test
-    (tests/layers/memory_saving_test.py) fails if an upgrade moves it.
-    """
-    from tensorflow.compiler.tf2xla.python import xla
-
-    return xla.optimization_barrier(*tensors)
-
-
-def in_xla_context():
-    """Whether the graph being built is compiled by XLA as a whole.
-
-    True inside `tf.function(jit_compile=True)`, which is what
-    `Model.compile(jit_compile=True)` uses. Internal TensorFlow API too,
-    tested with `optimization_barrier`.
-    """
-    from tensorflow.python.ops import control_flow_util
-
-    graph = tf.compat.v1.get_default_graph()
-    return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
 def resolve_jit_compile(jit_compile, memory_saving):

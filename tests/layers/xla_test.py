@@ -1,11 +1,11 @@
-"""The XLA internals that memory saving relies on, pinned by tests."""
+"""The XLA internals that memory saving and BatchNorm rely on, pinned."""
 
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
 from irevnet_tf import IRevNet
-from irevnet_tf.layers import memory_saving
+from irevnet_tf.layers import xla
 from irevnet_tf.testing.test_case import TestCase
 
 
@@ -25,7 +25,7 @@ class OptimizationBarrierTest(TestCase):
         y = tf.constant([[4, 5]])
 
         def barrier(a, b):
-            return memory_saving.optimization_barrier(a, b)
+            return xla.optimization_barrier(a, b)
 
         if jit_compile is not None:
             barrier = tf.function(barrier, jit_compile=jit_compile)
@@ -35,17 +35,17 @@ class OptimizationBarrierTest(TestCase):
 
     def test_reaches_xla_as_a_barrier(self):
         text = hlo_text(
-            lambda a: memory_saving.optimization_barrier(a * 2.0)[0],
+            lambda a: xla.optimization_barrier(a * 2.0)[0],
             tf.constant([1.0]),
         )
         self.assertIn("opt-barrier", text)
 
     def test_in_xla_context(self):
         def probe(x):
-            return tf.constant(memory_saving.in_xla_context()) & (x > 0)
+            return tf.constant(xla.in_xla_context()) & (x > 0)
 
         x = tf.constant(1.0)
-        self.assertFalse(memory_saving.in_xla_context())
+        self.assertFalse(xla.in_xla_context())
         self.assertFalse(tf.function(probe)(x))
         self.assertTrue(tf.function(probe, jit_compile=True)(x))
 
