@@ -44,7 +44,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
        one op each way instead of Keras's separate moments, normalisation
        and their many gradient ops. Inputs with at most 4 channels (the
        first stage of the CIFAR models) are the exception: the fused CPU
-       kernels handle them 2 to 3 times slower per value than 64 channels,
+       kernels handle 4 channels about 4 times slower per value than 64,
        so they are normalised with their pixels folded into 64-wide rows
        (`_folded_training`). Other inputs (float64, masks, synchronised
        statistics) take Keras's arithmetic.
@@ -87,8 +87,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 f"renorm={self.renorm}"
             )
         if self._fusable(inputs, mask) and not self.synchronized:
-            if self._fold(inputs) > 1:
-                outputs, mean, variance = self._folded_training(inputs)
+            fold = self._fold(inputs)
+            if fold > 1:
+                outputs, mean, variance = self._folded_training(inputs, fold)
                 unbiased = False
             else:
                 outputs, mean, variance = self._fused_training(inputs)
@@ -166,17 +167,17 @@ class BatchNormalization(keras.layers.BatchNormalization):
             return 1
         return math.gcd(height * width, _FOLDED_WIDTH // channels)
 
-    def _folded_training(self, inputs):
+    def _folded_training(self, inputs, fold):
         """Normalised outputs, batch mean and biased batch variance.
 
-        For few channels: `fold` neighbouring pixels become one row of
-        `fold * channels` values, so that the sums over the batch run over
-        64-wide rows, which the CPU reduces fast, and then over the `fold`
-        copies of each channel. The variance takes two passes (accurate
-        for channels with a large mean, see `_fused_training`), in float32
-        for half-precision inputs, as the fused kernel computes.
+        For few channels: `fold` neighbouring pixels (see `_fold`) become
+        one row of `fold * channels` values, so that the sums over the
+        batch run over 64-wide rows, which the CPU reduces fast, and then
+        over the `fold` copies of each channel. The variance takes two
+        passes (accurate for channels with a large mean, see
+        `_fused_training`), in float32 for half-precision inputs, as the
+        fused kernel computes.
         """
-        fold = self._fold(inputs)
         channels = inputs.shape[-1]
         rows = keras.ops.reshape(
             keras.ops.cast(inputs, "float32"), [-1, fold * channels]
