@@ -7,8 +7,9 @@ maps features back to pixel images. All run the model in
 inference mode (`training=False`) and check their input at serving time,
 inside the graph: TF Serving feeds tensors of any shape to a signature, so
 a check on the signature's static shape alone would never run there.
-Images and features must have the signature's shape and be finite; a batch
-of no examples gives outputs of no examples.
+Images and features must have the signature's shape and be finite; encoded
+images must decode, or the error names the first example that does not; a
+batch of no examples gives outputs of no examples.
 """
 
 import tensorflow as tf
@@ -140,43 +141,83 @@ def image_bytes_function(
     forward = forward_function(model, model_name)
     spec = image_bytes_spec()
 
-    def decode(example):
-        contents, index = example
-        known = tf.reduce_any(
-            [
-                tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
-                for magic in _IMAGE_SIGNATURES
-            ]
-        )
-        # Names the example; TensorFlow's own decoding error would not.
-        check = tf.debugging.Assert(
-            known,
-            [
-                tf.strings.format(
-                    f"{model_name}: `{spec.name}` example {{}} is not a PNG, "
-                    "JPEG, GIF or BMP image",
-                    [index],
-                )
-            ],
-        )
-        with tf.control_dependencies([check]):
-            image = folder.decode_bytes(contents, channels)
-        image = transform(image)
+    def prepare(contents):
+        image = transform(folder.decode_bytes(contents, channels))
         image.set_shape((height, width, channels))
         return image
 
     def from_bytes(image_bytes):
         image_bytes = _checked_shape(image_bytes, spec, 1, model_name)
-        images = tf.map_fn(
-            decode,
-            (image_bytes, tf.range(tf.shape(image_bytes)[0])),
-            fn_output_signature=tf.TensorSpec(
-                (height, width, channels), tf.float32
-            ),
+        image_bytes = _checked_formats(image_bytes, spec, model_name)
+        count = tf.shape(image_bytes, out_type=tf.int64)[0]
+        # TensorFlow's decoders raise on a truncated or corrupt file without
+        # naming it. tf.data skips the examples that fail instead, and the
+        # first index missing from what remains names the culprit. A final
+        # placeholder keeps the one batch non-empty whatever fails.
+        placeholder = (tf.zeros((height, width, channels)), count)
+        decoded = (
+            tf.data.Dataset.from_tensor_slices((image_bytes, tf.range(count)))
+            .map(lambda contents, index: (prepare(contents), index))
+            .ignore_errors()
+            .concatenate(tf.data.Dataset.from_tensors(placeholder))
+            .batch(count + 1)
         )
+        images, indices = decoded.get_single_element()
+        images, indices = images[:-1], indices[:-1]
+        images = _checked_decoded(images, indices, count, spec, model_name)
         return forward(images)
 
     return from_bytes
+
+
+def _checked_formats(image_bytes, spec: tf.TensorSpec, model_name: str):
+    """`image_bytes`, after a check that each starts like a known format."""
+    known = tf.reduce_any(
+        [
+            tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+            for magic in _IMAGE_SIGNATURES
+        ],
+        axis=0,
+    )
+    check = tf.debugging.Assert(
+        tf.reduce_all(known),
+        [
+            tf.strings.format(
+                f"{model_name}: `{spec.name}` example {{}} is not a PNG, "
+                "JPEG, GIF or BMP image",
+                [_first_false(known)],
+            )
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(image_bytes)
+
+
+def _checked_decoded(images, indices, count, spec, model_name: str):
+    """`images`, after a check that all `count` examples were decoded.
+
+    `indices` are the increasing indices of the examples in `images`.
+    """
+    expected = tf.range(tf.size(indices, out_type=tf.int64))
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(indices, out_type=tf.int64), count),
+        [
+            tf.strings.format(
+                f"{model_name}: `{spec.name}` example {{}} cannot be decoded: "
+                "a truncated or corrupt image",
+                [_first_false(tf.equal(indices, expected))],
+            )
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
+def _first_false(flags):
+    """The index of the first False in the vector `flags`, else its length."""
+    falses = tf.where(tf.logical_not(flags))[:, 0]
+    size = tf.size(flags, out_type=tf.int64)
+    return tf.cond(tf.size(falses) > 0, lambda: falses[0], lambda: size)
 
 
 def inverse_function(model: IRevNetClassifier, model_name: str = INVERSE_NAME):

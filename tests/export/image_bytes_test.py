@@ -131,6 +131,43 @@ class ImageBytesTest(TestCase):
                 image_bytes=tf.constant([*contents, png])
             )
 
+    @parameterized.product(format=("png", "jpeg", "gif", "bmp"))
+    def test_truncated_image_names_the_example(self, format):
+        contents = encode(self.image, format)
+        truncated = contents[: len(contents) // 2]
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            "irevnet_forward: `image_bytes` example 1 cannot be decoded: a "
+            "truncated or corrupt image",
+        ):
+            self.signatures["resize"]["image_bytes"](
+                image_bytes=tf.constant([contents, truncated, truncated])
+            )
+
+    def test_corrupt_image_data_names_the_example(self):
+        png = encode(self.image, "png")
+        # Bytes flipped inside the image data: the chunk's CRC fails.
+        middle = len(png) // 2
+        corrupt = png[:middle] + bytes(b ^ 0xFF for b in png[middle:][:8])
+        corrupt += png[middle + 8 :]
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            "example 2 cannot be decoded: a truncated or corrupt image",
+        ):
+            self.signatures["resize"]["image_bytes"](
+                image_bytes=tf.constant([png, png, corrupt])
+            )
+
+    def test_a_bad_format_is_named_before_a_truncated_image(self):
+        png = encode(self.image, "png")
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            "example 1 is not a PNG, JPEG, GIF or BMP image",
+        ):
+            self.signatures["resize"]["image_bytes"](
+                image_bytes=tf.constant([png[:40], b"GIF", png])
+            )
+
     def test_models_of_any_size_have_no_image_bytes_signature(self):
         model = small_classifier(image_shape=(None, None, 3))
         path = os.path.join(self.tmp, "any_size")

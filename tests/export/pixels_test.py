@@ -65,6 +65,12 @@ try:
 except tf.errors.InvalidArgumentError as raised:
     error = raised.message
 try:
+    truncated = files[1][: len(files[1]) // 2]
+    forward["image_bytes"](image_bytes=tf.constant([files[0], truncated]))
+    truncated_error = ""
+except tf.errors.InvalidArgumentError as raised:
+    truncated_error = raised.message
+try:
     import irevnet_tf
     imported = True
 except ImportError:
@@ -77,6 +83,7 @@ np.savez(
     file_logits=from_files["logits"].numpy(),
     restored=restored.numpy(),
     error=error,
+    truncated_error=truncated_error,
     imported=imported,
 )
 """
@@ -214,6 +221,11 @@ class TrainedModelServesPixelsTest(TestCase):
             "irevnet_forward: `image_bytes` example 1 is not a PNG, JPEG, "
             "GIF or BMP image",
             str(self.outputs["error"]),
+        )
+        self.assertIn(
+            "irevnet_forward: `image_bytes` example 1 cannot be decoded: a "
+            "truncated or corrupt image",
+            str(self.outputs["truncated_error"]),
         )
 
     def test_grpc_stand_in(self):
