@@ -135,8 +135,16 @@ def _peak_and_times(models, images, labels, repetitions):
     return [min(p) for p in peaks], [statistics.median(t) for t in times]
 
 
-def _memory_rows(policy):
+def _cases():
+    """The (model kind, blocks, batch size) measured under each policy."""
+    cases = [("stack", int(d), _BATCH_SIZE.value) for d in _DEPTHS.value]
+    return cases + [("cifar10", 54, int(b)) for b in _PRESET_BATCH_SIZES.value]
+
+
+def _memory_rows(policy, progress):
     """Memory and time rows of every case under `policy`, per XLA setting.
+
+    `progress` (a `keras.utils.Progbar`) advances by one per case.
 
     The models of one case (plain and memory saving, with and without XLA)
     take their timed steps in turn, so that load changes hit all alike.
@@ -146,11 +154,9 @@ def _memory_rows(policy):
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    cases = [("stack", int(d), _BATCH_SIZE.value) for d in _DEPTHS.value]
-    cases += [("cifar10", 54, int(b)) for b in _PRESET_BATCH_SIZES.value]
     variants = [(jit, ms) for jit in _JIT.value for ms in (False, True)]
     rows = []
-    for kind, depth, batch_size in cases:
+    for kind, depth, batch_size in _cases():
         keras.utils.clear_session(free_memory=True)
         keras.mixed_precision.set_global_policy(policy)
         if kind == "stack":
@@ -182,6 +188,7 @@ def _memory_rows(policy):
                     "memory_saving_step_seconds": saving_time,
                 }
             )
+        progress.add(1)
     return rows
 
 
@@ -255,15 +262,18 @@ def measure() -> dict:
     import tensorflow as tf
 
     rows, accuracy = [], []
+    # One step per case, and one per accuracy row.
     progress = keras.utils.Progbar(
-        len(_POLICIES_FLAG.value), unit_name="policy"
+        len(_POLICIES_FLAG.value) * (len(_cases()) + len(_JIT.value)),
+        unit_name="measurement",
     )
     previous = keras.mixed_precision.global_policy()
     try:
         for policy in _POLICIES_FLAG.value:
-            rows += _memory_rows(policy)
-            accuracy += [_accuracy_row(policy, jit) for jit in _JIT.value]
-            progress.add(1)
+            rows += _memory_rows(policy, progress)
+            for jit in _JIT.value:
+                accuracy.append(_accuracy_row(policy, jit))
+                progress.add(1)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return {
