@@ -85,7 +85,12 @@ def checkpoint_path(model_dir: str) -> str:
 def optimizer_steps(model_dir: str) -> int:
     """The optimizer's step counter, as saved in the training state."""
     with h5py.File(checkpoint_path(model_dir), "r") as f:
-        return int(f["optimizer"]["vars"]["0"][()])
+        optimizer = f["optimizer"]
+        # Under float16 the optimizer is a LossScaleOptimizer, whose inner
+        # optimizer counts the steps (its own counter stays at 0).
+        if "inner_optimizer" in optimizer:
+            optimizer = optimizer["inner_optimizer"]
+        return int(optimizer["vars"]["0"][()])
 
 
 def saved_step(model_dir: str) -> int:

@@ -78,8 +78,7 @@ def kill_when(test, flags, condition, what):
     test.assertEqual(process.returncode, -signal.SIGKILL)
 
 
-@pytest.mark.large
-class ExactResumeTest(TestCase):
+class SameRunTestCase(TestCase):
     def assert_same_run(self, expected_dir, actual_dir, metric_keys):
         expected = keras.saving.load_model(
             os.path.join(expected_dir, "model.keras")
@@ -107,6 +106,9 @@ class ExactResumeTest(TestCase):
         for key in metric_keys:
             self.assertEqual(actual_metrics[key], expected_metrics[key], key)
 
+
+@pytest.mark.large
+class ExactResumeTest(SameRunTestCase):
     def test_sigkill_at_any_moment_then_same_command_is_bit_identical(self):
         base = tempfile.mkdtemp(dir=self.get_temp_dir())
         data_dir = os.path.join(base, "tfds")
@@ -175,6 +177,40 @@ class ExactResumeTest(TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("Training already finished; evaluating.", result.stdout)
         self.assert_same_run(reference_dir, evaluated_dir, MODEL_METRICS)
+
+
+@pytest.mark.large
+class Float16ResumeTest(SameRunTestCase):
+    def test_sigkill_then_same_command_is_bit_identical(self):
+        # The loss scale and its counter of steps since the last change are
+        # training state too: the comparison covers them.
+        base = tempfile.mkdtemp(dir=self.get_temp_dir())
+        reference_dir = os.path.join(base, "uninterrupted")
+        model_dir = os.path.join(base, "killed")
+        reference_flags = tiny_run_flags(
+            self, reference_dir, "--mixed_precision=float16", "--deterministic"
+        )
+        flags = [
+            f"--model_dir={model_dir}" if f.startswith("--model_dir=") else f
+            for f in reference_flags
+        ]
+        result = train_runs.run(*reference_flags, tiny_dropout=True)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        state = train_runs.checkpoint_arrays(reference_dir)
+        self.assertIn("optimizer/vars/3", state)  # The dynamic loss scale.
+
+        kill_when(
+            self,
+            flags,
+            lambda: train_runs.saved_step(model_dir) >= 3,
+            "the state of step 3",
+        )
+        self.assertIn(train_runs.optimizer_steps(model_dir), (3, 6, 9))
+        self.assertFalse(os.path.exists(os.path.join(model_dir, "model.keras")))
+        result = train_runs.run(*flags, tiny_dropout=True)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("Resuming from the checkpoint at step", result.stdout)
+        self.assert_same_run(reference_dir, model_dir, MODEL_METRICS)
 
 
 @pytest.mark.large
