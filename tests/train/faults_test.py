@@ -78,6 +78,16 @@ def kill_when(test, flags, condition, what):
     test.assertEqual(process.returncode, -signal.SIGKILL)
 
 
+def kill_after_saved_state(test, flags, model_dir, step):
+    """Starts a run, SIGKILLs it once its state of `step` is saved."""
+    kill_when(
+        test,
+        flags,
+        lambda: train_runs.saved_step(model_dir) >= step,
+        f"the state of step {step}",
+    )
+
+
 class SameRunTestCase(TestCase):
     def assert_same_run(self, expected_dir, actual_dir, metric_keys):
         expected = keras.saving.load_model(
@@ -129,22 +139,12 @@ class ExactResumeTest(SameRunTestCase):
         )
 
         # Killed in the first epochs, after its state at step 3 was saved...
-        kill_when(
-            self,
-            flags,
-            lambda: train_runs.saved_step(model_dir) >= 3,
-            "the state of step 3",
-        )
+        kill_after_saved_state(self, flags, model_dir, 3)
         self.assertIn(train_runs.optimizer_steps(model_dir), (3, 6, 9))
         self.assertFalse(os.path.exists(os.path.join(model_dir, "model.keras")))
         # ...then again in the last epoch, after its state at step 12 (the
         # third of epoch 3) was saved.
-        kill_when(
-            self,
-            flags,
-            lambda: train_runs.saved_step(model_dir) >= 12,
-            "the state of step 12",
-        )
+        kill_after_saved_state(self, flags, model_dir, 12)
         self.assertEqual(train_runs.optimizer_steps(model_dir), 12)
 
         # Another directory goes on from here to be killed after training,
@@ -202,12 +202,7 @@ class Float16ResumeTest(SameRunTestCase):
             any(name.startswith("optimizer/inner_optimizer/") for name in state)
         )
 
-        kill_when(
-            self,
-            flags,
-            lambda: train_runs.saved_step(model_dir) >= 3,
-            "the state of step 3",
-        )
+        kill_after_saved_state(self, flags, model_dir, 3)
         self.assertIn(train_runs.optimizer_steps(model_dir), (3, 6, 9))
         self.assertFalse(os.path.exists(os.path.join(model_dir, "model.keras")))
         result = train_runs.run(*flags, tiny_dropout=True)
